@@ -1,0 +1,415 @@
+#include "session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <unordered_set>
+
+#include "errors.h"
+
+namespace apisix_profile {
+
+namespace {
+
+// libbpf's print callback is process-wide; it prints while any live session
+// was opened verbose.
+std::atomic<int> verbose_sessions{0};
+
+int LibbpfPrint(enum libbpf_print_level, const char* fmt, va_list ap) {
+  if (verbose_sessions.load() <= 0) return 0;
+  return vfprintf(stderr, fmt, ap);
+}
+
+// errno after a failed call, never 0.
+int LastErrno() { return errno ? errno : EIO; }
+
+bool IsPerCpu(const bpf_map* map) {
+  switch (bpf_map__type(map)) {
+    case BPF_MAP_TYPE_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_ARRAY:
+    case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsArray(const bpf_map* map) {
+  return bpf_map__type(map) == BPF_MAP_TYPE_ARRAY ||
+         bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+// Parses /sys/devices/system/cpu/online ("0-3,6,8-9").
+bool OnlineCpus(std::vector<int>* cpus) {
+  std::ifstream in("/sys/devices/system/cpu/online");
+  std::string text;
+  if (!std::getline(in, text)) return false;
+  const char* p = text.c_str();
+  while (*p) {
+    char* end;
+    long lo = strtol(p, &end, 10);
+    if (end == p) return false;
+    long hi = lo;
+    p = end;
+    if (*p == '-') {
+      hi = strtol(p + 1, &end, 10);
+      if (end == p + 1 || hi < lo) return false;
+      p = end;
+    }
+    for (long c = lo; c <= hi; c++) cpus->push_back(static_cast<int>(c));
+    if (*p == ',') p++;
+    else if (*p && *p != '\n') return false;
+    else break;
+  }
+  return !cpus->empty();
+}
+
+Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::string& bytes) {
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                     bytes.size());
+}
+
+}  // namespace
+
+void InstallLibbpfPrint() { libbpf_set_print(LibbpfPrint); }
+
+Napi::Function Session::Define(Napi::Env env) {
+  return DefineClass(env, "Session",
+                     {
+                         InstanceMethod<&Session::SetRodata>("setRodata"),
+                         InstanceMethod<&Session::SetMaxEntries>("setMaxEntries"),
+                         InstanceMethod<&Session::Load>("load"),
+                         InstanceMethod<&Session::MapUpdate>("mapUpdate"),
+                         InstanceMethod<&Session::MapLookup>("mapLookup"),
+                         InstanceMethod<&Session::MapDelete>("mapDelete"),
+                         InstanceMethod<&Session::MapEntries>("mapEntries"),
+                         InstanceMethod<&Session::MapClear>("mapClear"),
+                         InstanceMethod<&Session::AttachUprobe>("attachUprobe"),
+                         InstanceMethod<&Session::Detach>("detach"),
+                         InstanceMethod<&Session::AttachPerfEvent>("attachPerfEvent"),
+                         InstanceMethod<&Session::Close>("close"),
+                     });
+}
+
+Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
+  METHOD("Session", 2);
+  ARG_STRING(path, 0);
+  ARG_BOOL(verbose, 1);
+  if (verbose) verbose_sessions++;
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) {
+    int err = LastErrno();
+    if (verbose) verbose_sessions--;
+    ThrowErrno(env, err, "open BPF object " + path);
+  }
+  obj_ = obj;
+  verbose_ = verbose;
+  path_ = path;
+}
+
+Session::~Session() { CloseAll(); }
+
+void Session::CloseAll() {
+  for (auto& [id, link] : uprobe_links_) bpf_link__destroy(link);
+  uprobe_links_.clear();
+  for (bpf_link* link : perf_links_) bpf_link__destroy(link);
+  perf_links_.clear();
+  if (obj_) {
+    bpf_object__close(obj_);
+    obj_ = nullptr;
+    if (verbose_) verbose_sessions--;
+  }
+}
+
+void Session::RequireOpen(Napi::Env env, const char* method) const {
+  if (!obj_) ThrowErrno(env, EBADF, Format("%s: session is closed", method));
+}
+
+void Session::RequireLoaded(Napi::Env env, const char* method) const {
+  RequireOpen(env, method);
+  if (!loaded_) ThrowErrno(env, EINVAL, Format("%s: BPF object %s is not loaded", method, path_.c_str()));
+}
+
+void Session::RequireNotLoaded(Napi::Env env, const char* method) const {
+  RequireOpen(env, method);
+  if (loaded_) ThrowErrno(env, EBUSY, Format("%s: BPF object %s is already loaded", method, path_.c_str()));
+}
+
+bpf_map* Session::FindMap(Napi::Env env, const std::string& name) const {
+  bpf_map* map = bpf_object__find_map_by_name(obj_, name.c_str());
+  if (!map) ThrowErrno(env, ENOENT, Format("find map %s in %s", name.c_str(), path_.c_str()));
+  return map;
+}
+
+bpf_program* Session::FindProgram(Napi::Env env, const std::string& name) const {
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, name.c_str());
+  if (!prog) ThrowErrno(env, ENOENT, Format("find program %s in %s", name.c_str(), path_.c_str()));
+  return prog;
+}
+
+// Per-CPU maps hold one value per possible CPU, each rounded up to 8 bytes.
+size_t Session::ValueSize(Napi::Env env, const bpf_map* map) const {
+  size_t size = bpf_map__value_size(map);
+  if (!IsPerCpu(map)) return size;
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) ThrowErrno(env, -ncpu, "count possible CPUs");
+  return ((size + 7) / 8 * 8) * static_cast<size_t>(ncpu);
+}
+
+void Session::CheckKey(Napi::Env env, const char* method, const std::string& name,
+                       const bpf_map* map, size_t got) const {
+  size_t want = bpf_map__key_size(map);
+  if (got != want)
+    ThrowRangeError(env, Format("%s: map %s has %zu-byte keys, got %zu bytes", method,
+                                name.c_str(), want, got));
+}
+
+// A snapshot of the keys. A hash map restarts iteration from its first key
+// when the previous key was deleted concurrently, so keys are de-duplicated
+// and the walk is bounded.
+std::vector<std::string> Session::Keys(Napi::Env env, const std::string& name,
+                                       const bpf_map* map) const {
+  size_t key_size = bpf_map__key_size(map);
+  std::vector<std::string> keys;
+  std::unordered_set<std::string> seen;
+  std::string prev;
+  std::string next(key_size, '\0');
+  size_t budget = 2 * static_cast<size_t>(bpf_map__max_entries(map)) + 16;
+  while (budget-- > 0) {
+    int err = bpf_map__get_next_key(map, prev.empty() ? nullptr : prev.data(), next.data(),
+                                     key_size);
+    if (err == -ENOENT) break;
+    if (err) ThrowErrno(env, err, "iterate map " + name);
+    if (seen.insert(next).second) keys.push_back(next);
+    prev = next;
+  }
+  return keys;
+}
+
+Napi::Value Session::SetRodata(const Napi::CallbackInfo& info) {
+  METHOD("setRodata", 1);
+  ARG_BUFFER(buf, 0);
+  RequireNotLoaded(env, method_name__);
+  bpf_map* map = bpf_object__find_map_by_name(obj_, ".rodata");
+  if (!map) ThrowErrno(env, ENOENT, Format("setRodata: %s has no .rodata map", path_.c_str()));
+  size_t size = 0;
+  if (!bpf_map__initial_value(map, &size))
+    ThrowErrno(env, EINVAL, Format("setRodata: .rodata of %s has no initial value", path_.c_str()));
+  if (buf.Length() != size)
+    ThrowRangeError(env, Format("setRodata: .rodata of %s is %zu bytes, buffer is %zu bytes",
+                                path_.c_str(), size, buf.Length()));
+  int err = bpf_map__set_initial_value(map, buf.Data(), buf.Length());
+  if (err) ThrowErrno(env, err, "setRodata: set .rodata of " + path_);
+  return env.Undefined();
+}
+
+Napi::Value Session::SetMaxEntries(const Napi::CallbackInfo& info) {
+  METHOD("setMaxEntries", 2);
+  ARG_STRING(name, 0);
+  ARG_INT(n, 1, 1, UINT32_MAX);
+  RequireNotLoaded(env, method_name__);
+  int err = bpf_map__set_max_entries(FindMap(env, name), static_cast<uint32_t>(n));
+  if (err) ThrowErrno(env, err, Format("set max_entries of map %s to %lld", name.c_str(),
+                                       static_cast<long long>(n)));
+  return env.Undefined();
+}
+
+Napi::Value Session::Load(const Napi::CallbackInfo& info) {
+  METHOD("load", 0);
+  RequireNotLoaded(env, method_name__);
+  int err = bpf_object__load(obj_);
+  if (err)
+    ThrowErrno(env, err, "load BPF object " + path_,
+               verbose_ ? "" : "open the session verbose for libbpf's log");
+  loaded_ = true;
+  return env.Undefined();
+}
+
+Napi::Value Session::MapUpdate(const Napi::CallbackInfo& info) {
+  METHOD("mapUpdate", 3);
+  ARG_STRING(name, 0);
+  ARG_BUFFER(key, 1);
+  ARG_BUFFER(value, 2);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  CheckKey(env, method_name__, name, map, key.Length());
+  size_t value_size = ValueSize(env, map);
+  if (value.Length() != value_size)
+    ThrowRangeError(env, Format("mapUpdate: map %s has %zu-byte values, got %zu bytes",
+                                name.c_str(), value_size, value.Length()));
+  int err = bpf_map__update_elem(map, key.Data(), key.Length(), value.Data(), value.Length(),
+                                 BPF_ANY);
+  if (err) ThrowErrno(env, err, "update map " + name);
+  return env.Undefined();
+}
+
+Napi::Value Session::MapLookup(const Napi::CallbackInfo& info) {
+  METHOD("mapLookup", 2);
+  ARG_STRING(name, 0);
+  ARG_BUFFER(key, 1);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  CheckKey(env, method_name__, name, map, key.Length());
+  std::string value(ValueSize(env, map), '\0');
+  int err = bpf_map__lookup_elem(map, key.Data(), key.Length(), value.data(), value.size(), 0);
+  if (err == -ENOENT) return env.Null();
+  if (err) ThrowErrno(env, err, "look up map " + name);
+  return ToBuffer(env, value);
+}
+
+Napi::Value Session::MapDelete(const Napi::CallbackInfo& info) {
+  METHOD("mapDelete", 2);
+  ARG_STRING(name, 0);
+  ARG_BUFFER(key, 1);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  CheckKey(env, method_name__, name, map, key.Length());
+  int err = bpf_map__delete_elem(map, key.Data(), key.Length(), 0);
+  if (err == -ENOENT) return Napi::Boolean::New(env, false);
+  if (err) ThrowErrno(env, err, "delete from map " + name);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Session::MapEntries(const Napi::CallbackInfo& info) {
+  METHOD("mapEntries", 1);
+  ARG_STRING(name, 0);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  std::vector<std::string> keys = Keys(env, name, map);
+  std::string value(ValueSize(env, map), '\0');
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const std::string& key : keys) {
+    int err = bpf_map__lookup_elem(map, key.data(), key.size(), value.data(), value.size(), 0);
+    if (err == -ENOENT) continue;  // deleted since the key walk
+    if (err) ThrowErrno(env, err, "look up map " + name);
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, ToBuffer(env, key));
+    pair.Set(1u, ToBuffer(env, value));
+    out.Set(n++, pair);
+  }
+  return out;
+}
+
+// Arrays cannot delete: their values are zeroed instead.
+Napi::Value Session::MapClear(const Napi::CallbackInfo& info) {
+  METHOD("mapClear", 1);
+  ARG_STRING(name, 0);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  if (IsArray(map)) {
+    std::string zero(ValueSize(env, map), '\0');
+    for (uint32_t i = 0; i < bpf_map__max_entries(map); i++) {
+      int err = bpf_map__update_elem(map, &i, sizeof i, zero.data(), zero.size(), BPF_ANY);
+      if (err) ThrowErrno(env, err, Format("zero map %s index %u", name.c_str(), i));
+    }
+    return env.Undefined();
+  }
+  for (const std::string& key : Keys(env, name, map)) {
+    int err = bpf_map__delete_elem(map, key.data(), key.size(), 0);
+    if (err && err != -ENOENT) ThrowErrno(env, err, "delete from map " + name);
+  }
+  return env.Undefined();
+}
+
+Napi::Value Session::AttachUprobe(const Napi::CallbackInfo& info) {
+  METHOD("attachUprobe", 4);
+  ARG_STRING(prog_name, 0);
+  ARG_INT(pid, 1, -1, INT32_MAX);
+  ARG_STRING(binary, 2);
+  ARG_INT(offset, 3, 0, (int64_t{1} << 53));
+  RequireLoaded(env, method_name__);
+  bpf_program* prog = FindProgram(env, prog_name);
+  bpf_uprobe_opts opts{};
+  opts.sz = sizeof opts;
+  opts.retprobe = false;
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), binary.c_str(),
+                                                   static_cast<size_t>(offset), &opts);
+  if (!link)
+    ThrowErrno(env, LastErrno(),
+               Format("attach uprobe %s offset 0x%llx in %s pid %lld", prog_name.c_str(),
+                      static_cast<unsigned long long>(offset), binary.c_str(),
+                      static_cast<long long>(pid)));
+  uint32_t id = next_link_id_++;
+  uprobe_links_[id] = link;
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
+  METHOD("detach", 1);
+  ARG_INT(id, 0, 0, UINT32_MAX);
+  RequireOpen(env, method_name__);
+  auto it = uprobe_links_.find(static_cast<uint32_t>(id));
+  if (it == uprobe_links_.end())
+    ThrowRangeError(env, Format("detach: unknown link id %lld", static_cast<long long>(id)));
+  bpf_link* link = it->second;
+  uprobe_links_.erase(it);
+  int err = bpf_link__destroy(link);
+  if (err) ThrowErrno(env, err, Format("detach link %lld", static_cast<long long>(id)));
+  return env.Undefined();
+}
+
+// One CPU-clock sampling event per online CPU, each with the program
+// attached. On failure, the events attached by this call are removed again.
+Napi::Value Session::AttachPerfEvent(const Napi::CallbackInfo& info) {
+  METHOD("attachPerfEvent", 2);
+  ARG_STRING(prog_name, 0);
+  ARG_INT(hz, 1, 1, UINT32_MAX);
+  RequireLoaded(env, method_name__);
+  bpf_program* prog = FindProgram(env, prog_name);
+  std::vector<int> cpus;
+  if (!OnlineCpus(&cpus)) ThrowErrno(env, EINVAL, "parse /sys/devices/system/cpu/online");
+
+  std::vector<bpf_link*> added;
+  std::vector<int> attached;
+  auto fail = [&](int err, const std::string& what, const std::string& hint = "") {
+    for (bpf_link* link : added) bpf_link__destroy(link);
+    ThrowErrno(env, err, what, hint);
+  };
+  for (int cpu : cpus) {
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.freq = 1;
+    attr.sample_freq = static_cast<uint64_t>(hz);
+    int fd = static_cast<int>(syscall(__NR_perf_event_open, &attr, -1, cpu, -1,
+                                      PERF_FLAG_FD_CLOEXEC));
+    if (fd < 0) {
+      int err = LastErrno();
+      if (err == ENODEV) continue;  // went offline since we read the list
+      fail(err,
+           Format("perf_event_open cpu-clock %lld Hz on cpu %d", static_cast<long long>(hz), cpu),
+           err == EINVAL ? "is it above kernel.perf_event_max_sample_rate?" : "");
+    }
+    bpf_link* link = bpf_program__attach_perf_event(prog, fd);
+    if (!link) {
+      int err = LastErrno();
+      close(fd);
+      fail(err, Format("attach perf_event %s on cpu %d", prog_name.c_str(), cpu));
+    }
+    added.push_back(link);
+    attached.push_back(cpu);
+  }
+  perf_links_.insert(perf_links_.end(), added.begin(), added.end());
+  Napi::Array out = Napi::Array::New(env, attached.size());
+  for (uint32_t i = 0; i < attached.size(); i++) out.Set(i, Napi::Number::New(env, attached[i]));
+  return out;
+}
+
+Napi::Value Session::Close(const Napi::CallbackInfo& info) {
+  CloseAll();
+  return info.Env().Undefined();
+}
+
+}  // namespace apisix_profile

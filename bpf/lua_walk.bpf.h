@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * LuaJIT 2.1 frame walk. Every struct offset comes from the lj_offsets table
+ * user space loaded for this process; nothing here hard-codes a layout.
+ *
+ * Frame facts (lj_frame.h): a frame slot holds the function and a link word
+ * (ftsz). In GC64 builds (FR2) the function is the slot below the link; in
+ * other builds both share one 8-byte slot (function low, link high). The link
+ * of a Lua frame is the return PC; its low 3 bits are 0. Other frames store a
+ * byte delta to the previous frame plus a type in the low 3 bits.
+ */
+#ifndef APISIX_PROFILE_LUA_WALK_BPF_H
+#define APISIX_PROFILE_LUA_WALK_BPF_H
+
+#define LJ_TVALUE_SIZE 8
+#define LJ_FRAME_TYPE 3
+#define LJ_FRAME_TYPEP 7
+#define LJ_FRAME_LUA 0
+#define LJ_FRAME_VARG 3
+#define LJ_GCPTR_MASK ((1ULL << 47) - 1)
+#define LJ_FF_LUA 0
+#define LJ_FF_C 1
+
+/* Reads the function and link word of the frame whose link slot is at frame. */
+/*
+ * State of one frame walk. bpf_loop() verifies the step once instead of
+ * once per iteration, so it holds plain scalars only: the offsets the step
+ * needs are copied in, and the key is looked up again in each step.
+ */
+struct walk_state {
+	__u64 frame;  /* link slot of the current frame */
+	__u64 bottom; /* first slot that is not a frame */
+	__u64 L;
+	__u32 n;      /* Lua frames recorded */
+	__u32 flags;
+	__s32 gc64;
+	__s32 fr2;
+	__s32 fn_ffid;
+	__s32 fn_pc;
+	__s32 fn_c_f;
+	__s32 pt_size;
+};
+
+/* Reads the function and link word of the frame whose link slot is at frame. */
+static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
+				      __u64 *fn, __u64 *ftsz)
+{
+	if (w->fr2) {
+		if (read_u64(frame, ftsz) || read_u64(frame - LJ_TVALUE_SIZE, fn))
+			return -1;
+		*fn &= LJ_GCPTR_MASK;
+		return 0;
+	} else {
+		__u32 slot[2];
+
+		if (bpf_probe_read_user(slot, sizeof(slot), (void *)frame))
+			return -1;
+		*fn = slot[0];
+		*ftsz = slot[1];
+		return 0;
+	}
+}
+
+static __always_inline int read_wref(const struct walk_state *w, __u64 addr, __u64 *out)
+{
+	if (w->gc64)
+		return read_u64(addr, out);
+	__u32 v = 0;
+	int err = bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+
+	*out = v;
+	return err;
+}
+
+/* Encodes what a sample needs to name the function later. */
+static __always_inline __u64 encode_function(const struct walk_state *w, __u64 fn)
+{
+	__u8 ffid = 0;
+	__u64 value = 0;
+
+	if (bpf_probe_read_user(&ffid, sizeof(ffid), (void *)(fn + w->fn_ffid)))
+		return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+	if (ffid == LJ_FF_LUA) {
+		/* GCproto sits right before its bytecode: pt = pc - sizeof(GCproto). */
+		if (read_wref(w, fn + w->fn_pc, &value))
+			return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+		value -= w->pt_size;
+		return ((__u64)LUA_FRAME_LUA << LUA_FRAME_KIND_SHIFT) |
+		       (value & LUA_FRAME_PAYLOAD_MASK);
+	}
+	if (ffid == LJ_FF_C) {
+		if (read_u64(fn + w->fn_c_f, &value))
+			return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+		return ((__u64)LUA_FRAME_C << LUA_FRAME_KIND_SHIFT) |
+		       (value & LUA_FRAME_PAYLOAD_MASK);
+	}
+	return ((__u64)LUA_FRAME_FAST << LUA_FRAME_KIND_SHIFT) | ffid;
+}
+
+/* One frame of the walk; returns 1 to stop. */
+static long walk_step(__u32 index, void *data)
+{
+	struct walk_state *w = data;
+	struct sample_key *key;
+	__u32 zero = 0, ins;
+	__u64 fn, ftsz, pc;
+
+	if (w->frame <= w->bottom)
+		return 1;
+	key = bpf_map_lookup_elem(&scratch, &zero);
+	if (!key)
+		return 1;
+	if (read_frame(w, w->frame, &fn, &ftsz)) {
+		w->flags |= SAMPLE_LUA_BAD_READ;
+		return 1;
+	}
+	/* Skip dummy frames (function slot holds L) and vararg frames. */
+	if (fn != w->L && (ftsz & LJ_FRAME_TYPE) != LJ_FRAME_VARG) {
+		if (w->n >= MAX_LUA_FRAMES) {
+			w->flags |= SAMPLE_LUA_TRUNCATED;
+			return 1;
+		}
+		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn);
+		w->n++;
+	}
+	if ((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_LUA) {
+		/* Lua frame: the caller's CALL instruction says how far down it is. */
+		pc = w->gc64 ? ftsz : (__u32)ftsz;
+		if (bpf_probe_read_user(&ins, sizeof(ins), (void *)(pc - 4))) {
+			w->flags |= SAMPLE_LUA_BAD_READ;
+			return 1;
+		}
+		w->frame -= LJ_TVALUE_SIZE * (1 + (w->fr2 ? 1 : 0) + ((ins >> 8) & 0xff));
+	} else {
+		w->frame -= ftsz & ~(__u64)LJ_FRAME_TYPEP;
+	}
+	return 0;
+}
+
+/*
+ * Where the topmost Lua frame starts. L->base is only written back when the
+ * VM calls out, so in the interpreter's own code it is stale and the BASE
+ * register (rdx on x86-64) is right; while a trace runs, G->jit_base is.
+ */
+static __always_inline __u64 frame_base(const struct lj_offsets *off, struct proc_state *st,
+					struct pt_regs *uregs, __u64 G, __u64 L,
+					__s32 vmstate, __u64 stack, struct sample_key *key)
+{
+	__u64 base = 0, ip, reg, maxstack = 0;
+
+	if (vmstate >= 0) {
+		if (read_ref(off, G + off->G_jit_base, &base) == 0 && base) {
+			key->flags |= SAMPLE_BASE_FROM_JIT;
+			return base;
+		}
+	} else if (vmstate == LJ_VMSTATE_INTERP && uregs) {
+		ip = BPF_CORE_READ(uregs, ip);
+		reg = BPF_CORE_READ(uregs, dx);
+		if (ip >= st->vm_lo && ip < st->vm_hi &&
+		    read_ref(off, L + off->L_maxstack, &maxstack) == 0 &&
+		    reg > stack && reg <= maxstack && ((reg - stack) & 7) == 0) {
+			key->flags |= SAMPLE_BASE_FROM_REG;
+			return reg;
+		}
+	}
+	if (read_u64(L + off->L_base, &base))
+		return 0;
+	return base;
+}
+
+static __always_inline void walk_lua(struct proc_state *st, struct pt_regs *uregs,
+				     struct sample_key *key)
+{
+	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
+	__u64 G = st->g, L = 0, cframe = 0, stack = 0, base;
+	__s32 vmstate = 0;
+
+	if (!off)
+		return;
+	if (read_ref(off, G + off->G_cur_L, &L) || !L)
+		return;
+	/*
+	 * cur_L keeps pointing at the last running lua_State after the VM
+	 * returns to C; its cframe is NULL then. Non-NULL: we are inside the
+	 * VM or in C code it called.
+	 */
+	if (read_u64(L + off->L_cframe, &cframe) || !cframe)
+		return;
+	if (bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(G + off->G_vmstate)))
+		return;
+	if (read_ref(off, L + off->L_stack, &stack) || !stack)
+		return;
+	key->flags |= SAMPLE_IN_LUA;
+	key->vmstate = vmstate;
+
+	base = frame_base(off, st, uregs, G, L, vmstate, stack, key);
+	if (!base)
+		return;
+	struct walk_state w = {
+		.frame = base - LJ_TVALUE_SIZE,
+		.bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0),
+		.L = L,
+		.gc64 = off->gc64,
+		.fr2 = off->fr2,
+		.fn_ffid = off->fn_ffid,
+		.fn_pc = off->fn_pc,
+		.fn_c_f = off->fn_c_f,
+		.pt_size = off->pt_size,
+	};
+	/* One more step than frames fits, so a full stack still sees its end. */
+	bpf_loop(MAX_LUA_FRAMES + 1, walk_step, &w, 0);
+	if (w.flags & SAMPLE_LUA_BAD_READ)
+		stat_add(STAT_LUA_BAD_READ);
+	key->flags |= w.flags;
+	key->n_lua = w.n;
+}
+
+#endif

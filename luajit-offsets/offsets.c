@@ -1,0 +1,118 @@
+/*
+ * offsets.c: print the LuaJIT struct offsets apisix-profile needs, as JSON.
+ *
+ * Compiled by generate.sh against a configured LuaJIT tree:
+ *   cc -I<tree>/src <same XCFLAGS as the library build> offsets.c
+ * It includes LuaJIT's internal headers, so the numbers are exactly what the
+ * compiler laid out for that source and those build flags. All values are
+ * byte offsets or byte sizes, except gc64/fr2 (0 or 1).
+ *
+ * A field that does not exist in a build prints -1; each such case says why
+ * next to the #if that guards it.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "lj_obj.h"
+#include "lj_jit.h"
+#include "lj_dispatch.h"
+
+static int first = 1;
+
+static void put(const char *key, long value)
+{
+  printf("%s\n  \"%s\": %ld", first ? "{" : ",", key, value);
+  first = 0;
+}
+
+#define OFS(type, field) ((long)offsetof(type, field))
+
+int main(void)
+{
+  /* Build mode. LJ_FR2: two slots per frame (function, then ftsz/PC). */
+  put("gc64", LJ_GC64);
+  put("fr2", LJ_FR2);
+
+  /* lua_State */
+  put("L_size", (long)sizeof(lua_State));
+  put("L_glref", OFS(lua_State, glref));
+  put("L_base", OFS(lua_State, base));
+  put("L_top", OFS(lua_State, top));
+  put("L_maxstack", OFS(lua_State, maxstack));
+  put("L_stack", OFS(lua_State, stack));
+  put("L_cframe", OFS(lua_State, cframe));
+  put("L_stacksize", OFS(lua_State, stacksize));
+
+  /* global_State */
+  put("G_vmstate", OFS(global_State, vmstate));
+  put("G_mainthref", OFS(global_State, mainthref));
+  put("G_cur_L", OFS(global_State, cur_L));
+  put("G_jit_base", OFS(global_State, jit_base));
+
+  /* GG_State: main lua_State, then global_State, then (JIT builds) the
+   * jit_State and hot counters, then the dispatch table. */
+  put("GG_g", OFS(GG_State, g));
+#if LJ_HASJIT
+  put("GG_J", OFS(GG_State, J));
+#else
+  /* Built with LUAJIT_DISABLE_JIT: GG_State has no jit_State. */
+  put("GG_J", -1);
+#endif
+  put("GG_dispatch", OFS(GG_State, dispatch));
+
+  /* Functions: ffid and pc are in the common header (GCfuncL); f is the
+   * C function pointer of GCfuncC. */
+  put("fn_ffid", OFS(GCfuncL, ffid));
+  put("fn_pc", OFS(GCfuncL, pc));
+  put("fn_c_f", OFS(GCfuncC, f));
+
+  /* GCproto: the bytecode follows the struct, so fn->pc - sizeof(GCproto)
+   * is the prototype. */
+  put("pt_size", (long)sizeof(GCproto));
+  put("pt_chunkname", OFS(GCproto, chunkname));
+  put("pt_firstline", OFS(GCproto, firstline));
+  put("pt_numline", OFS(GCproto, numline));
+  put("pt_lineinfo", OFS(GCproto, lineinfo));
+  put("pt_sizebc", OFS(GCproto, sizebc));
+
+  /* GCstr: the string bytes follow the struct. */
+  put("str_size", (long)sizeof(GCstr));
+  put("str_len", OFS(GCstr, len));
+
+#if LJ_HASJIT
+  /* jit_State trace array (GCRef per trace number) and its size. */
+  put("J_trace", OFS(jit_State, trace));
+  put("J_sizetrace", OFS(jit_State, sizetrace));
+  /* GCtrace */
+  put("trace_nsnap", OFS(GCtrace, nsnap));
+  put("trace_snap", OFS(GCtrace, snap));
+  put("trace_snapmap", OFS(GCtrace, snapmap));
+  put("trace_mcode", OFS(GCtrace, mcode));
+  put("trace_szmcode", OFS(GCtrace, szmcode));
+  put("trace_startpt", OFS(GCtrace, startpt));
+  put("trace_startpc", OFS(GCtrace, startpc));
+  put("trace_spadjust", OFS(GCtrace, spadjust));
+  /* SnapShot */
+  put("snap_size", (long)sizeof(SnapShot));
+  put("snap_mcofs", OFS(SnapShot, mcofs));
+  put("snap_mapofs", OFS(SnapShot, mapofs));
+#else
+  /* Built with LUAJIT_DISABLE_JIT: there is no jit_State in GG_State and
+   * no trace is ever created, so none of these fields exist at run time. */
+  put("J_trace", -1);
+  put("J_sizetrace", -1);
+  put("trace_nsnap", -1);
+  put("trace_snap", -1);
+  put("trace_snapmap", -1);
+  put("trace_mcode", -1);
+  put("trace_szmcode", -1);
+  put("trace_startpt", -1);
+  put("trace_startpc", -1);
+  put("trace_spadjust", -1);
+  put("snap_size", -1);
+  put("snap_mcofs", -1);
+  put("snap_mapofs", -1);
+#endif
+  printf("\n}\n");
+  return 0;
+}

@@ -1,0 +1,22 @@
+// Errors the CLI reports as one line with a documented exit code.
+
+export const ExitCode = {
+  Ok: 0,
+  Internal: 1,
+  BadArguments: 2,
+  TargetNotFound: 3,
+  Permission: 4,
+  KernelUnsupported: 5,
+  NoSamples: 6,
+  Interrupted: 130,
+} as const;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}

@@ -1,0 +1,116 @@
+// Finds the LuaJIT library (or binary) a process has mapped, the offsets of
+// its API functions for uprobes, and which offset table describes it.
+import { basename } from 'node:path';
+import { findSymbol } from '../symbolize/elf-symbols.js';
+import { type ElfObject, loadElfObject } from '../symbolize/elf-cache.js';
+import { isExecutable, type Mapping } from '../target/proc-maps.js';
+import type { LuajitTable } from './offset-tables.js';
+
+/** Public API functions that take the lua_State first; ngx_lua calls
+ * lua_resume for every request handler. */
+export const LEARN_G_FUNCTIONS = ['lua_resume', 'lua_pcall', 'lua_call', 'lua_yield'] as const;
+
+export interface LuajitInProcess {
+  /** Path as the process maps it. */
+  path: string;
+  /** Path the host can open (through /proc/<pid>/root). */
+  hostPath: string;
+  object: ElfObject;
+  /** Executable mapping of the object (where the VM runs). */
+  textMapping: Mapping;
+  /** File offsets of the functions to put uprobes on. */
+  probeOffsets: { name: string; fileOffset: bigint }[];
+}
+
+export function hostPathOf(pid: number, path: string): string {
+  return `/proc/${pid}/root${path}`;
+}
+
+export function findLuajit(pid: number, maps: readonly Mapping[]): LuajitInProcess | null {
+  const seen = new Set<string>();
+  for (const m of maps) {
+    if (!isExecutable(m) || m.path === '' || m.path.startsWith('[') || seen.has(m.path)) continue;
+    seen.add(m.path);
+    const hostPath = hostPathOf(pid, m.path);
+    const object = loadElfObject(hostPath);
+    if (!object || !findSymbol(object.symbols, 'lua_resume')) continue;
+    const probeOffsets = LEARN_G_FUNCTIONS.flatMap((name) => {
+      const sym = findSymbol(object.symbols, name);
+      return sym?.fileOffset !== undefined ? [{ name, fileOffset: sym.fileOffset }] : [];
+    });
+    return { path: m.path, hostPath, object, textMapping: m, probeOffsets };
+  }
+  return null;
+}
+
+/**
+ * The table to start with. Debian's and OpenResty's builds of LuaJIT 2.1 on
+ * x86-64 are GC64 (OpenResty's branch, "luajit2"), so that table comes
+ * first; the choice is confirmed against live memory (validateGlobalState)
+ * once the process's global_State is known.
+ */
+export function pickTable(lj: LuajitInProcess, tables: readonly LuajitTable[]): LuajitTable | null {
+  const ranked = [...tables].sort((a, b) => rank(b, lj) - rank(a, lj));
+  return ranked[0] ?? null;
+}
+
+function rank(t: LuajitTable, lj: LuajitInProcess): number {
+  let score = t.mode === 'gc64' ? 2 : 0;
+  if (t.package === 'luajit2') score += 1;
+  if (basename(lj.path).includes(t.version)) score += 4;
+  return score;
+}
+
+export interface MemoryRead {
+  read(addr: bigint, length: number): Buffer | null;
+}
+
+function readRef(mem: MemoryRead, addr: bigint, gc64: boolean): bigint | null {
+  const b = mem.read(addr, gc64 ? 8 : 4);
+  if (!b) return null;
+  return gc64 ? b.readBigUInt64LE(0) : BigInt(b.readUInt32LE(0));
+}
+
+/**
+ * Checks a global_State address against the table: the main thread it
+ * names must point back to it, and so must cur_L when set.
+ */
+export function validateGlobalState(mem: MemoryRead, table: LuajitTable, g: bigint): boolean {
+  const o = table.offsets;
+  const gc64 = o.gc64 === 1;
+  const mainL = readRef(mem, g + BigInt(o.G_mainthref), gc64);
+  if (!mainL || readRef(mem, mainL + BigInt(o.L_glref), gc64) !== g) return false;
+  const curL = readRef(mem, g + BigInt(o.G_cur_L), gc64);
+  if (curL && readRef(mem, curL + BigInt(o.L_glref), gc64) !== g) return false;
+  return true;
+}
+
+/**
+ * The address range of the interpreter's bytecode handlers, from the
+ * dispatch table in GG_State: where a sample's instruction pointer lies when
+ * the BASE register, not L->base, holds the current frame.
+ */
+export function interpreterRange(
+  mem: MemoryRead,
+  table: LuajitTable,
+  g: bigint,
+  text: { start: bigint; end: bigint },
+): { lo: bigint; hi: bigint } | null {
+  const o = table.offsets;
+  const dispatch = g - BigInt(o.GG_g) + BigInt(o.GG_dispatch);
+  const entries = 256;
+  const buf = mem.read(dispatch, entries * 8);
+  if (!buf) return null;
+  let lo = text.end;
+  let hi = text.start;
+  for (let i = 0; i < entries; i++) {
+    const a = buf.readBigUInt64LE(i * 8);
+    if (a < text.start || a >= text.end) continue;
+    if (a < lo) lo = a;
+    if (a > hi) hi = a;
+  }
+  if (lo >= hi) return null;
+  // The last handler runs on past its entry point; 1 KiB covers it.
+  const end = hi + 1024n < text.end ? hi + 1024n : text.end;
+  return { lo, hi: end };
+}

@@ -1,0 +1,34 @@
+// Loads the committed LuaJIT offset tables (luajit-offsets/tables/*.json).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
+
+export interface LuajitTable {
+  package: string;
+  version: string;
+  mode: 'gc64' | 'nogc64';
+  source: string;
+  offsets: Record<string, number>;
+  /** fastFunctions[i] is the Lua name of fast function id i + 2. */
+  fastFunctions: string[];
+}
+
+export function tablesDir(): string {
+  return join(packageRoot(), 'luajit-offsets', 'tables');
+}
+
+export function loadOffsetTables(dir = tablesDir()): LuajitTable[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as LuajitTable);
+}
+
+export function tableName(t: LuajitTable): string {
+  return `${t.package}-${t.version}-${t.mode}`;
+}
+
+/** Lua name of a fast function ("string.format"), or builtin#N if unknown. */
+export function fastFunctionName(t: LuajitTable, ffid: number): string {
+  return t.fastFunctions[ffid - 2] ?? `builtin#${ffid}`;
+}

@@ -1,0 +1,158 @@
+// Mirror of bpf/profiler.h: sizes, enums and (de)serialisers for the structs
+// that cross between the kernel and user space. test/unit/abi.test.ts checks
+// the names and order against the header so the two cannot drift apart.
+
+export const MAX_KERNEL_FRAMES = 32;
+export const MAX_USER_FRAMES = 32;
+export const MAX_LUA_FRAMES = 128;
+export const MAX_LJ_TABLES = 8;
+export const MAX_PROCS = 1024;
+
+export const LUA_FRAME_KIND_SHIFT = 60n;
+export const LUA_FRAME_PAYLOAD_MASK = (1n << LUA_FRAME_KIND_SHIFT) - 1n;
+export const LuaFrameKind = { Lua: 1, C: 2, Fast: 3, Bad: 4 } as const;
+
+export const SampleFlags = {
+  InLua: 1 << 0,
+  LuaTruncated: 1 << 1,
+  LuaBadRead: 1 << 2,
+  BaseFromReg: 1 << 3,
+  BaseFromJit: 1 << 4,
+  NoG: 1 << 5,
+} as const;
+
+export const VmState = {
+  Interp: -1,
+  C: -2,
+  GC: -3,
+  Exit: -4,
+  Record: -5,
+  Opt: -6,
+  Asm: -7,
+  None: -100,
+} as const;
+
+export const StatIndex = {
+  Samples: 0,
+  LostMapFull: 1,
+  UserStackFail: 2,
+  LuaBadRead: 3,
+  UprobeHits: 4,
+} as const;
+export const STAT_COUNT = 5;
+
+/** struct lj_offsets field order; every field is an s32. */
+export const LJ_OFFSET_FIELDS = [
+  'gc64',
+  'fr2',
+  'L_glref',
+  'L_base',
+  'L_stack',
+  'L_maxstack',
+  'L_cframe',
+  'G_vmstate',
+  'G_cur_L',
+  'G_jit_base',
+  'fn_ffid',
+  'fn_pc',
+  'fn_c_f',
+  'pt_size',
+] as const;
+export type LjOffsetField = (typeof LJ_OFFSET_FIELDS)[number];
+
+export function encodeLjOffsets(offsets: Record<string, number>): Buffer {
+  const buf = Buffer.alloc(LJ_OFFSET_FIELDS.length * 4);
+  LJ_OFFSET_FIELDS.forEach((name, i) => {
+    const value = offsets[name];
+    if (!Number.isInteger(value)) throw new Error(`offset table lacks ${name}`);
+    buf.writeInt32LE(value, i * 4);
+  });
+  return buf;
+}
+
+export interface ProcState {
+  g: bigint;
+  vmLo: bigint;
+  vmHi: bigint;
+  table: number;
+  uprobeHits: number;
+}
+export const PROC_STATE_SIZE = 32;
+
+export function encodeProcState(s: ProcState): Buffer {
+  const buf = Buffer.alloc(PROC_STATE_SIZE);
+  buf.writeBigUInt64LE(s.g, 0);
+  buf.writeBigUInt64LE(s.vmLo, 8);
+  buf.writeBigUInt64LE(s.vmHi, 16);
+  buf.writeUInt32LE(s.table, 24);
+  buf.writeUInt32LE(s.uprobeHits, 28);
+  return buf;
+}
+
+export function decodeProcState(buf: Buffer): ProcState {
+  return {
+    g: buf.readBigUInt64LE(0),
+    vmLo: buf.readBigUInt64LE(8),
+    vmHi: buf.readBigUInt64LE(16),
+    table: buf.readUInt32LE(24),
+    uprobeHits: buf.readUInt32LE(28),
+  };
+}
+
+export function encodeConfig(c: { kernelStacks: boolean }): Buffer {
+  const buf = Buffer.alloc(8);
+  buf.writeUInt32LE(c.kernelStacks ? 1 : 0, 0);
+  return buf;
+}
+
+export function u32Key(n: number): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32LE(n, 0);
+  return buf;
+}
+
+const KERNEL_OFFSET = 24;
+const USER_OFFSET = KERNEL_OFFSET + MAX_KERNEL_FRAMES * 8;
+const LUA_OFFSET = USER_OFFSET + MAX_USER_FRAMES * 8;
+export const SAMPLE_KEY_SIZE = LUA_OFFSET + MAX_LUA_FRAMES * 8;
+
+/** One unique stack as the kernel counted it; frame arrays are leaf first. */
+export interface SampleKey {
+  pid: number;
+  flags: number;
+  vmstate: number;
+  kernel: bigint[];
+  user: bigint[];
+  lua: bigint[];
+}
+
+function readWords(buf: Buffer, offset: number, count: number): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 0; i < count; i++) out.push(buf.readBigUInt64LE(offset + i * 8));
+  return out;
+}
+
+export function decodeSampleKey(buf: Buffer): SampleKey {
+  if (buf.length !== SAMPLE_KEY_SIZE) {
+    throw new Error(`sample key is ${buf.length} bytes, expected ${SAMPLE_KEY_SIZE}`);
+  }
+  const nKernel = Math.min(buf.readUInt16LE(12), MAX_KERNEL_FRAMES);
+  const nUser = Math.min(buf.readUInt16LE(14), MAX_USER_FRAMES);
+  const nLua = Math.min(buf.readUInt16LE(16), MAX_LUA_FRAMES);
+  return {
+    pid: buf.readUInt32LE(0),
+    flags: buf.readUInt32LE(4),
+    vmstate: buf.readInt32LE(8),
+    kernel: readWords(buf, KERNEL_OFFSET, nKernel),
+    user: readWords(buf, USER_OFFSET, nUser),
+    lua: readWords(buf, LUA_OFFSET, nLua),
+  };
+}
+
+export function luaFrameKind(word: bigint): number {
+  return Number(word >> LUA_FRAME_KIND_SHIFT);
+}
+
+export function luaFramePayload(word: bigint): bigint {
+  return word & LUA_FRAME_PAYLOAD_MASK;
+}

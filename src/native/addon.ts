@@ -1,0 +1,73 @@
+// Loads the native addon (addon/build/Release/apisix_profile.node). This is
+// the only module that imports it; everything else goes through NativeSession.
+// The addon checks little: callers validate options before calling in.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A libbpf BPF object and everything attached from it. */
+export interface NativeSession {
+  /** Replaces the initial value of the object's .rodata map; sizes must match exactly (RangeError). Before load(). */
+  setRodata(buf: Buffer): void;
+  /** Before load(). */
+  setMaxEntries(mapName: string, n: number): void;
+  load(): void;
+  /** Values of per-CPU maps hold one slot per possible CPU, each rounded up to 8 bytes. */
+  mapUpdate(mapName: string, key: Buffer, value: Buffer): void;
+  /** null when the key is absent. */
+  mapLookup(mapName: string, key: Buffer): Buffer | null;
+  /** false when the key was absent. */
+  mapDelete(mapName: string, key: Buffer): boolean;
+  /** A snapshot; entries deleted concurrently are left out. */
+  mapEntries(mapName: string): Array<[Buffer, Buffer]>;
+  /** Deletes every key; array maps are zeroed instead. */
+  mapClear(mapName: string): void;
+  /** Attaches an entry uprobe at a file offset, for one pid (-1: all). Returns a link id for detach(). */
+  attachUprobe(progName: string, pid: number, binaryPath: string, fileOffset: number): number;
+  detach(linkId: number): void;
+  /** One CPU-clock sampling event per online CPU; returns those CPUs. Removed by close(). */
+  attachPerfEvent(progName: string, frequencyHz: number): number[];
+  /** Destroys all links and perf events and closes the object. Idempotent. */
+  close(): void;
+}
+
+/** Errors thrown by the addon for failed system or libbpf calls. */
+export interface NativeError extends Error {
+  /** errno name, e.g. 'EPERM', 'ENOENT', 'EINVAL'. */
+  code: string;
+}
+
+interface AddonModule {
+  Session: new (objectPath: string, verbose: boolean) => NativeSession;
+}
+
+const ADDON_RELATIVE_PATH = join('addon', 'build', 'Release', 'apisix_profile.node');
+
+let cached: AddonModule | undefined;
+
+/** The directory holding package.json, found by walking up from this file (src/native or dist/native). */
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`package.json not found above ${start}`);
+  }
+}
+
+function loadAddon(): AddonModule {
+  if (cached) return cached;
+  const path = join(packageRoot(), ADDON_RELATIVE_PATH);
+  if (!existsSync(path)) {
+    throw new Error(`native addon not built: run \`npm run build:addon\` (missing ${path})`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as AddonModule;
+  return cached;
+}
+
+/** Opens a BPF object file (not yet loaded). verbose shows libbpf's own log on stderr. */
+export function openNativeSession(objectPath: string, verbose = false): NativeSession {
+  const { Session } = loadAddon();
+  return new Session(objectPath, verbose);
+}

@@ -1,0 +1,56 @@
+// Turns the pid a user gave into the processes to profile: a worker stands
+// for itself, an nginx master for all its workers.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  cmdline: string;
+}
+
+/** Parses /proc/<pid>/stat; comm may hold spaces and parentheses. */
+export function parseStat(text: string): { pid: number; comm: string; ppid: number } {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error('malformed /proc stat line');
+  const rest = text.slice(close + 2).split(' ');
+  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: Number(rest[1]) };
+}
+
+export function readProcess(pid: number, procRoot = '/proc'): ProcessInfo | null {
+  try {
+    const stat = parseStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
+    const cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+    return { pid, ppid: stat.ppid, comm: stat.comm, cmdline };
+  } catch {
+    return null;
+  }
+}
+
+export function listProcesses(procRoot = '/proc'): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
+  for (const name of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(name)) continue;
+    const info = readProcess(Number(name), procRoot);
+    if (info) out.push(info);
+  }
+  return out;
+}
+
+export function isNginxMaster(p: ProcessInfo): boolean {
+  return p.cmdline.startsWith('nginx: master process');
+}
+
+export function isNginxWorker(p: ProcessInfo): boolean {
+  return p.cmdline.startsWith('nginx: worker process');
+}
+
+/**
+ * The processes that stand for `target`: an nginx master's worker children,
+ * or the process itself. Pure over a process list so it can be tested.
+ */
+export function expandTarget(target: ProcessInfo, all: ProcessInfo[]): ProcessInfo[] {
+  if (!isNginxMaster(target)) return [target];
+  return all.filter((p) => p.ppid === target.pid && isNginxWorker(p)).sort((a, b) => a.pid - b.pid);
+}
