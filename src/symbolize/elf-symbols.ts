@@ -203,9 +203,7 @@ export function buildSymbolTable(raw: RawSymbol[], segments: LoadSegment[]): Sym
     return { name: s.name, start: s.value, size: s.size, end };
   });
 
-  const names = new Map<string, { start: bigint; size: bigint }>();
-  for (const [k, v] of byName) names.set(k, { start: v.start, size: v.size });
-  return { symbols, byName: names, segments };
+  return { symbols, byName, segments };
 }
 
 /** Index of the last symbol with start <= vaddr, or -1. */

@@ -23,6 +23,12 @@ export interface LayoutOptions {
   minWidthPx: number;
 }
 
+/** A laid-out frame together with the tree node it was made from. */
+export interface LaidOutNode {
+  rect: FrameRect;
+  node: FrameNode;
+}
+
 /**
  * Lay the tree out: each frame spans its total samples, children sit side by
  * side in their (sorted) order starting at the parent's left edge. Returned
@@ -31,6 +37,14 @@ export interface LayoutOptions {
  * x offsets of the frames that remain are exact.
  */
 export function layoutFrames(root: FrameNode, options: LayoutOptions): FrameRect[] {
+  return layoutNodes(root, options).map((laid) => laid.rect);
+}
+
+/**
+ * The same layout as `layoutFrames`, keeping each rectangle's tree node, for
+ * renderers that look up more about a frame than its counts.
+ */
+export function layoutNodes(root: FrameNode, options: LayoutOptions): LaidOutNode[] {
   const { widthPx, minWidthPx } = options;
   if (!(widthPx > 0) || !Number.isFinite(widthPx)) {
     throw new RangeError(`widthPx must be a positive number, got ${String(widthPx)}`);
@@ -38,13 +52,16 @@ export function layoutFrames(root: FrameNode, options: LayoutOptions): FrameRect
   if (!(minWidthPx >= 0) || !Number.isFinite(minWidthPx)) {
     throw new RangeError(`minWidthPx must be a non-negative number, got ${String(minWidthPx)}`);
   }
-  const rects: FrameRect[] = [];
-  if (root.total <= 0) return rects;
+  const laid: LaidOutNode[] = [];
+  if (root.total <= 0) return laid;
   const pxPerSample = widthPx / root.total;
 
   const visit = (node: FrameNode, depth: number, x: number): void => {
     if (node.total * pxPerSample < minWidthPx) return;
-    rects.push({ name: node.name, depth, x, width: node.total, self: node.self, total: node.total });
+    laid.push({
+      rect: { name: node.name, depth, x, width: node.total, self: node.self, total: node.total },
+      node,
+    });
     let childX = x;
     for (const child of node.children) {
       visit(child, depth + 1, childX);
@@ -52,5 +69,5 @@ export function layoutFrames(root: FrameNode, options: LayoutOptions): FrameRect
     }
   };
   visit(root, 0, 0);
-  return rects;
+  return laid;
 }

@@ -5,8 +5,8 @@
 import type { Stack } from '../stack.js';
 import { FLAMEGRAPH_CSS, FLAMEGRAPH_SCRIPT } from './assets.js';
 import { frameColor } from './color.js';
-import { layoutFrames } from './layout.js';
-import { mergeStacks } from './merge.js';
+import { layoutNodes, type FrameRect } from './layout.js';
+import { mergeStacks, type FrameNode } from './merge.js';
 
 export interface FlameGraphOptions {
   /** Heading at the top of the image. Default "apisix-profile". */
@@ -101,12 +101,40 @@ function percent(part: number, whole: number): string {
 }
 
 /**
+ * How each frame of a flame graph is coloured and described. The plain
+ * flame graph colours by kind and name; the differential one by change.
+ */
+export interface FramePainter {
+  /** Fill colour, `#rrggbb`. */
+  fill(node: FrameNode, rect: FrameRect): string;
+  /**
+   * Tooltip and status-line text. It must read `name (details)` with no
+   * " (" inside the details: the zoom script takes the name from the text
+   * before the last " (".
+   */
+  info(node: FrameNode, rect: FrameRect, rootTotal: number): string;
+}
+
+const PLAIN_PAINTER: FramePainter = {
+  fill: (node) => frameColor(node.name),
+  info: (node, _rect, rootTotal) => `${node.name} (${node.total} samples, ${percent(node.total, rootTotal)}%)`,
+};
+
+/**
  * Render stacks (root first) as a flame graph SVG document. Frames get a
  * tooltip `name (N samples, P%)`, a colour from their kind and name, and a
  * label cut to fit; clicking a frame zooms into it. With no samples the
  * image just says "no samples".
  */
 export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {}): string {
+  return renderFrameTree(mergeStacks(stacks, ROOT_NAME), options, PLAIN_PAINTER);
+}
+
+/**
+ * Render an already merged call tree (see mergeStacks) with the given
+ * painter: the common part of the plain and the differential flame graph.
+ */
+export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, painter: FramePainter): string {
   const title = options.title ?? DEFAULTS.title;
   const subtitle = options.subtitle;
   const width = options.width ?? DEFAULTS.width;
@@ -117,14 +145,13 @@ export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {
   checkOption('minWidthPx', minWidthPx, 0, true);
 
   const span = width - 2 * PAD_X;
-  const root = mergeStacks(stacks, ROOT_NAME);
-  const rects = layoutFrames(root, { widthPx: span, minWidthPx });
+  const laid = layoutNodes(root, { widthPx: span, minWidthPx });
   const fontSize = Math.max(0, Math.min(MAX_FONT_SIZE, frameHeight - 3));
   const charWidth = fontSize * CHAR_WIDTH_EM;
 
   const framesTop = subtitle !== undefined ? SUBTITLE_Y + 12 : TITLE_Y + 12;
-  const maxDepth = rects.reduce((m, r) => Math.max(m, r.depth), 0);
-  const framesBottom = rects.length > 0 ? framesTop + (maxDepth + 1) * frameHeight : framesTop + 40;
+  const maxDepth = laid.reduce((m, l) => Math.max(m, l.rect.depth), 0);
+  const framesBottom = laid.length > 0 ? framesTop + (maxDepth + 1) * frameHeight : framesTop + 40;
   const height = framesBottom + 26;
 
   const out: string[] = [];
@@ -134,7 +161,7 @@ export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {
       ` viewBox="0 0 ${px(width)} ${px(height)}" font-family="monospace" font-size="12">`,
   );
   out.push(`<style type="text/css"><![CDATA[${FLAMEGRAPH_CSS}]]></style>`);
-  if (rects.length > 0) {
+  if (laid.length > 0) {
     out.push(`<script type="text/ecmascript"><![CDATA[${FLAMEGRAPH_SCRIPT}]]></script>`);
   }
   out.push(`<rect x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#f8f8f8"/>`);
@@ -147,7 +174,7 @@ export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {
     );
   }
 
-  if (rects.length === 0) {
+  if (laid.length === 0) {
     out.push(
       `<text x="${px(width / 2)}" y="${px(framesTop + 24)}" text-anchor="middle" font-size="14">no samples</text>`,
     );
@@ -162,7 +189,7 @@ export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {
   );
   const total = root.total;
   const pxPerSample = span / total;
-  for (const r of rects) {
+  for (const { rect: r, node } of laid) {
     const x = PAD_X + r.x * pxPerSample;
     const w = r.width * pxPerSample;
     const y = framesTop + (maxDepth - r.depth) * frameHeight;
@@ -170,9 +197,9 @@ export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {
     const baseline = y + (frameHeight - 1) / 2 + fontSize * 0.35;
     out.push(
       `<g class="f" data-x="${r.x}" data-w="${r.width}" data-d="${r.depth}">` +
-        `<title>${escapeXml(r.name)} (${r.total} samples, ${percent(r.total, total)}%)</title>` +
+        `<title>${escapeXml(painter.info(node, r, total))}</title>` +
         `<rect x="${px(x)}" y="${px(y)}" width="${px(w)}" height="${px(frameHeight - 1)}"` +
-        ` fill="${frameColor(r.name)}" rx="2"/>` +
+        ` fill="${painter.fill(node, r)}" rx="2"/>` +
         `<text x="${px(x + LABEL_INSET)}" y="${px(baseline)}">${escapeXml(label)}</text></g>`,
     );
   }

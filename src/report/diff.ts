@@ -1,0 +1,192 @@
+// Differential profiles: what changed between two runs (before/after a
+// change). Counts are compared as shares of each run's total, so runs of
+// different length or frequency compare fairly.
+
+import { sanitizeFrame } from './fold.js';
+import { byCodeUnits, compareFrames, mergeIdentical } from './frame.js';
+import { mergeStacks, type FrameNode } from './flamegraph/merge.js';
+import { renderFrameTree, type FlameGraphOptions, type FramePainter } from './flamegraph/svg.js';
+import type { Stack } from './stack.js';
+
+/** One stack in either run, with its counts and shares on both sides. */
+export interface DiffStack {
+  frames: string[];
+  /** Samples in the before run (0 if absent). */
+  before: number;
+  /** Samples in the after run (0 if absent). */
+  after: number;
+  /** before / before run's total, 0..1 (0 for an empty run). */
+  beforeShare: number;
+  /** after / after run's total, 0..1 (0 for an empty run). */
+  afterShare: number;
+  /** afterShare - beforeShare, in percentage points. */
+  deltaPp: number;
+}
+
+function share(part: number, whole: number): number {
+  return whole > 0 ? part / whole : 0;
+}
+
+/**
+ * after/afterTotal - before/beforeTotal in percentage points, computed from
+ * integer cross products so equal shares give exactly 0.
+ */
+function changePp(before: number, beforeTotal: number, after: number, afterTotal: number): number {
+  if (beforeTotal > 0 && afterTotal > 0) {
+    return ((after * beforeTotal - before * afterTotal) * 100) / (beforeTotal * afterTotal);
+  }
+  return (share(after, afterTotal) - share(before, beforeTotal)) * 100;
+}
+
+/**
+ * Pair the stacks of two runs. Identical stacks within a run are merged;
+ * stacks with a zero count or no frames are left out. The result holds
+ * every stack seen in either run, sorted by frames.
+ */
+export function diffStacks(before: Stack[], after: Stack[]): DiffStack[] {
+  const b = mergeIdentical(before);
+  const a = mergeIdentical(after);
+  const beforeTotal = b.reduce((sum, s) => sum + s.count, 0);
+  const afterTotal = a.reduce((sum, s) => sum + s.count, 0);
+  const out: DiffStack[] = [];
+  const push = (frames: string[], bc: number, ac: number): void => {
+    const beforeShare = share(bc, beforeTotal);
+    const afterShare = share(ac, afterTotal);
+    const deltaPp = changePp(bc, beforeTotal, ac, afterTotal);
+    out.push({ frames, before: bc, after: ac, beforeShare, afterShare, deltaPp });
+  };
+  // Both lists are sorted by frames: walk them side by side.
+  let i = 0;
+  let j = 0;
+  while (i < b.length || j < a.length) {
+    const c = i >= b.length ? 1 : j >= a.length ? -1 : compareFrames(b[i].frames, a[j].frames);
+    if (c === 0) push(b[i].frames, b[i++].count, a[j++].count);
+    else if (c < 0) push(b[i].frames, b[i++].count, 0);
+    else push(a[j].frames, 0, a[j++].count);
+  }
+  return out;
+}
+
+/**
+ * Differential folded stacks, one line per stack: `root;...;leaf before
+ * after` with raw counts, the two-column format flamegraph.pl and inferno
+ * read for their differential graphs. Sorted by the stack text.
+ */
+export function foldDiff(diff: DiffStack[]): string {
+  const counts = new Map<string, [number, number]>();
+  for (const d of diff) {
+    const key = d.frames.map(sanitizeFrame).join(';');
+    const c = counts.get(key) ?? [0, 0];
+    c[0] += d.before;
+    c[1] += d.after;
+    counts.set(key, c);
+  }
+  const keys = [...counts.keys()].sort(byCodeUnits);
+  return keys.map((k) => `${k} ${counts.get(k)![0]} ${counts.get(k)![1]}\n`).join('');
+}
+
+export interface DiffFlameGraphOptions extends FlameGraphOptions {
+  /** A change of this many percentage points or more gets the full colour. Default 5. */
+  saturatePp?: number;
+}
+
+const DEFAULT_TITLE = 'apisix-profile: differential';
+const DEFAULT_SATURATE_PP = 5;
+const ROOT_NAME = 'all';
+
+// Unchanged frames are light grey; growth fades to red, shrinkage to blue.
+const NEUTRAL: readonly [number, number, number] = [236, 236, 236];
+const GREW: readonly [number, number, number] = [228, 58, 52];
+const SHRANK: readonly [number, number, number] = [78, 126, 236];
+
+/**
+ * Fill colour for a change of `deltaPp` percentage points: grey at 0, more
+ * red for growth and more blue for shrinkage, in proportion to the size of
+ * the change up to `saturatePp`.
+ */
+export function diffColor(deltaPp: number, saturatePp = DEFAULT_SATURATE_PP): string {
+  const t = Math.min(1, Math.abs(deltaPp) / saturatePp);
+  const target = deltaPp > 0 ? GREW : SHRANK;
+  const hex = (k: number): string =>
+    Math.round(NEUTRAL[k] + (target[k] - NEUTRAL[k]) * t)
+      .toString(16)
+      .padStart(2, '0');
+  return `#${hex(0)}${hex(1)}${hex(2)}`;
+}
+
+/** A percentage with two decimals, e.g. "12.50". */
+function pct(fraction: number): string {
+  return (fraction * 100).toFixed(2);
+}
+
+/** Percentage points with a sign and two decimals; never "-0.00". */
+function signedPp(deltaPp: number): string {
+  const s = deltaPp.toFixed(2);
+  return Number(s) === 0 ? '+0.00' : deltaPp > 0 ? `+${s}` : s;
+}
+
+function childrenByName(node: FrameNode | undefined): Map<string, FrameNode> {
+  return new Map((node?.children ?? []).map((c) => [c.name, c]));
+}
+
+/** Pair every after node with the before node at the same call path. */
+function matchNodes(after: FrameNode, before: FrameNode | undefined, out: Map<FrameNode, FrameNode | undefined>): void {
+  out.set(after, before);
+  const twins = childrenByName(before);
+  for (const child of after.children) matchNodes(child, twins.get(child.name), out);
+}
+
+/** Samples of `before` under call paths that `after` does not have. */
+function vanishedSamples(before: FrameNode, after: FrameNode): number {
+  const twins = childrenByName(after);
+  let sum = 0;
+  for (const child of before.children) {
+    const twin = twins.get(child.name);
+    sum += twin ? vanishedSamples(child, twin) : child.total;
+  }
+  return sum;
+}
+
+/**
+ * Render a differential flame graph: the after run's frames laid out as in
+ * a plain flame graph (widths are after samples), each coloured by how its
+ * total share changed from before to after at the same call path (red grew,
+ * blue shrank, grey unchanged; see diffColor). Frames only in the before run
+ * are not drawn; the subtitle says what share of the before run that was.
+ * Tooltips read `name (before X%, after Y%, change +Z pp)`.
+ */
+export function renderDiffFlameGraph(before: Stack[], after: Stack[], options: DiffFlameGraphOptions = {}): string {
+  const saturatePp = options.saturatePp ?? DEFAULT_SATURATE_PP;
+  if (!(saturatePp > 0) || !Number.isFinite(saturatePp)) {
+    throw new RangeError(`diff flame graph option saturatePp must be a number > 0, got ${String(saturatePp)}`);
+  }
+  const beforeRoot = mergeStacks(before, ROOT_NAME);
+  const afterRoot = mergeStacks(after, ROOT_NAME);
+  const beforeTotal = beforeRoot.total;
+  const afterTotal = afterRoot.total;
+  const twins = new Map<FrameNode, FrameNode | undefined>();
+  matchNodes(afterRoot, beforeRoot, twins);
+
+  const shares = (node: FrameNode): { b: number; a: number; deltaPp: number } => {
+    const bc = twins.get(node)?.total ?? 0;
+    return {
+      b: share(bc, beforeTotal),
+      a: share(node.total, afterTotal),
+      deltaPp: changePp(bc, beforeTotal, node.total, afterTotal),
+    };
+  };
+  const painter: FramePainter = {
+    fill: (node) => diffColor(shares(node).deltaPp, saturatePp),
+    info: (node) => {
+      const { b, a, deltaPp } = shares(node);
+      return `${node.name} (before ${pct(b)}%, after ${pct(a)}%, change ${signedPp(deltaPp)} pp)`;
+    },
+  };
+
+  const vanished = share(vanishedSamples(beforeRoot, afterRoot), beforeTotal);
+  const note =
+    `before ${beforeTotal} samples, after ${afterTotal}; red grew, blue shrank (full colour at ${saturatePp} pp);` +
+    ` not drawn: ${pct(vanished)}% of before (call paths absent after)`;
+  const subtitle = options.subtitle !== undefined ? `${options.subtitle} · ${note}` : note;
+  return renderFrameTree(afterRoot, { ...options, title: options.title ?? DEFAULT_TITLE, subtitle }, painter);
+}

@@ -1,0 +1,296 @@
+// A short text summary of a profile: totals, workers, the hottest functions,
+// where the LuaJIT VM itself spent time, and how much was lost or cut short.
+// Markdown for CI job summaries ($GITHUB_STEP_SUMMARY) and JSON for tools.
+
+import { byCodeUnits, checkCount } from './frame.js';
+import type { Stack } from './stack.js';
+
+/** LuaJIT VM states, as counted by the sampler from `global_State.vmstate`. */
+export type VmStateName = 'interpreted' | 'compiled' | 'c' | 'gc' | 'jit' | 'exit';
+export type VmStateCounts = Record<VmStateName, number>;
+
+const VM_STATE_ORDER: readonly VmStateName[] = ['interpreted', 'compiled', 'c', 'gc', 'jit', 'exit'];
+const VM_STATE_LABELS: Record<VmStateName, string> = {
+  interpreted: 'interpreted Lua',
+  compiled: 'compiled Lua (JIT traces)',
+  c: 'C called from Lua',
+  gc: 'garbage collector',
+  jit: 'JIT compiler',
+  exit: 'trace exit',
+};
+
+/** The pseudo-frames the stack assembler puts where the VM was busy with itself. */
+const VM_FRAMES = [
+  ['gc', '[GC]'],
+  ['jit', '[JIT compiler]'],
+  ['exit', '[trace exit]'],
+] as const;
+
+export interface WorkerSamples {
+  pid: number;
+  samples: number;
+  /** The pid as seen inside its container, when it differs. */
+  containerPid?: number;
+}
+
+export interface SummaryExtra {
+  /** Heading of the Markdown summary. Default "apisix-profile". */
+  title?: string;
+  frequencyHz?: number;
+  durationSec?: number;
+  /** Samples per profiled worker process. */
+  perPid?: WorkerSamples[];
+  /** Samples per VM state, when the sampler counted them. */
+  vmStates?: Partial<VmStateCounts>;
+  /** Samples taken but not counted (e.g. the counts map was full). */
+  lost?: number;
+  /** Samples whose native frames were cut at an untrustworthy frame pointer. */
+  nativeCutShort?: number;
+  /** Further diagnostic counters by name, e.g. { samplesWithoutG: 2 }. */
+  counters?: Record<string, number>;
+  /** Length of each top-functions list. Default 15. */
+  top?: number;
+}
+
+export interface FunctionShare {
+  /** The frame text, e.g. `heavy (/app/work.lua:12)`. */
+  name: string;
+  /** Samples where it was the leaf frame. */
+  self: number;
+  /** Samples where it was anywhere on the stack (once per stack). */
+  total: number;
+  /** self / totalSamples, 0..1. */
+  selfShare: number;
+  /** total / totalSamples, 0..1. */
+  totalShare: number;
+}
+
+export interface WorkerShare extends WorkerSamples {
+  /** samples / the sum over all workers, 0..1. */
+  share: number;
+}
+
+export interface Summary {
+  title: string;
+  totalSamples: number;
+  frequencyHz?: number;
+  durationSec?: number;
+  /** Busiest first; ties by pid. */
+  workers: WorkerShare[];
+  /** Highest self first; ties by name. */
+  topSelf: FunctionShare[];
+  /** Highest total first; ties by name. */
+  topTotal: FunctionShare[];
+  /** Samples whose stack holds `[GC]`, `[JIT compiler]`, `[trace exit]`. */
+  vmFrames: { gc: number; jit: number; exit: number };
+  /** Present when the sampler counted VM states; missing states are 0. */
+  vmStates?: VmStateCounts;
+  lost: number;
+  nativeCutShort: number;
+  /** Keys in code-unit order. */
+  counters: Record<string, number>;
+}
+
+const DEFAULT_TITLE = 'apisix-profile';
+const DEFAULT_TOP = 15;
+
+function checkCounter(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`summary ${name} must be a non-negative integer, got ${String(value)}`);
+  }
+}
+
+function share(part: number, whole: number): number {
+  return whole > 0 ? part / whole : 0;
+}
+
+function rank(
+  counts: Map<string, { self: number; total: number }>,
+  key: 'self' | 'total',
+  top: number,
+  totalSamples: number,
+): FunctionShare[] {
+  return [...counts.entries()]
+    .filter(([, c]) => c[key] > 0)
+    .sort(([an, a], [bn, b]) => b[key] - a[key] || byCodeUnits(an, bn))
+    .slice(0, top)
+    .map(([name, c]) => ({
+      name,
+      self: c.self,
+      total: c.total,
+      selfShare: share(c.self, totalSamples),
+      totalShare: share(c.total, totalSamples),
+    }));
+}
+
+/**
+ * Summarize stacks (root first). A function is a unique frame text; its self
+ * samples are those where it is the leaf, its total samples those where it
+ * appears at least once (recursion counts once). Everything is ordered
+ * deterministically. Throws a RangeError for negative or non-integer counts.
+ */
+export function summarize(stacks: Stack[], extra: SummaryExtra = {}): Summary {
+  const top = extra.top ?? DEFAULT_TOP;
+  checkCounter('top', top);
+  let totalSamples = 0;
+  const counts = new Map<string, { self: number; total: number }>();
+  const vmFrames = { gc: 0, jit: 0, exit: 0 };
+  const entry = (name: string): { self: number; total: number } => {
+    let c = counts.get(name);
+    if (!c) {
+      c = { self: 0, total: 0 };
+      counts.set(name, c);
+    }
+    return c;
+  };
+
+  for (const { frames, count } of stacks) {
+    checkCount(count);
+    if (count === 0) continue;
+    totalSamples += count;
+    if (frames.length === 0) continue;
+    entry(frames[frames.length - 1]).self += count;
+    const seen = new Set(frames);
+    for (const name of seen) entry(name).total += count;
+    for (const [state, frame] of VM_FRAMES) if (seen.has(frame)) vmFrames[state] += count;
+  }
+
+  const perPid = extra.perPid ?? [];
+  for (const w of perPid) checkCounter(`samples of pid ${w.pid}`, w.samples);
+  const workerTotal = perPid.reduce((sum, w) => sum + w.samples, 0);
+  const workers = perPid
+    .map((w): WorkerShare => ({ ...w, share: share(w.samples, workerTotal) }))
+    .sort((a, b) => b.samples - a.samples || a.pid - b.pid);
+
+  let vmStates: VmStateCounts | undefined;
+  if (extra.vmStates) {
+    const given = extra.vmStates;
+    vmStates = { interpreted: 0, compiled: 0, c: 0, gc: 0, jit: 0, exit: 0 };
+    for (const state of VM_STATE_ORDER) {
+      const v = given[state] ?? 0;
+      checkCounter(`vmStates.${state}`, v);
+      vmStates[state] = v;
+    }
+  }
+
+  const counters: Record<string, number> = {};
+  for (const name of Object.keys(extra.counters ?? {}).sort(byCodeUnits)) {
+    const v = (extra.counters as Record<string, number>)[name];
+    checkCounter(name, v);
+    counters[name] = v;
+  }
+  const lost = extra.lost ?? 0;
+  const nativeCutShort = extra.nativeCutShort ?? 0;
+  checkCounter('lost', lost);
+  checkCounter('nativeCutShort', nativeCutShort);
+
+  const summary: Summary = {
+    title: extra.title ?? DEFAULT_TITLE,
+    totalSamples,
+    workers,
+    topSelf: rank(counts, 'self', top, totalSamples),
+    topTotal: rank(counts, 'total', top, totalSamples),
+    vmFrames,
+    lost,
+    nativeCutShort,
+    counters,
+  };
+  if (extra.frequencyHz !== undefined) summary.frequencyHz = extra.frequencyHz;
+  if (extra.durationSec !== undefined) summary.durationSec = extra.durationSec;
+  if (vmStates) summary.vmStates = vmStates;
+  return summary;
+}
+
+/** The summary as pretty-printed JSON, ending with a newline. */
+export function renderSummaryJson(summary: Summary): string {
+  return `${JSON.stringify(summary, null, 2)}\n`;
+}
+
+function pct(fraction: number): string {
+  return `${(fraction * 100).toFixed(2)}%`;
+}
+
+/**
+ * Inline code for a Markdown table cell: the fence is longer than any run
+ * of backticks inside, and `|` is escaped, which GitHub honours even in code.
+ */
+function code(text: string): string {
+  const flat = text.replace(/\r\n|[\r\n]/g, ' ').replace(/\|/g, '\\|');
+  const longest = Math.max(0, ...(flat.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
+
+/** Plain text for Markdown: escape what would start markup. */
+function plain(text: string): string {
+  return text.replace(/\r\n|[\r\n]/g, ' ').replace(/([\\`*_[\]<>|#])/g, '\\$1');
+}
+
+function seconds(value: number): string {
+  return `${Number(value.toFixed(3))} s`;
+}
+
+/**
+ * A compact Markdown summary: a headline, then tables for workers, VM
+ * activity and the top functions by self and by total samples.
+ */
+export function renderSummaryMarkdown(summary: Summary): string {
+  const out: string[] = [];
+  const total = summary.totalSamples;
+  out.push(`### ${plain(summary.title)}`, '');
+
+  const head = [`**${total} samples**`];
+  if (summary.frequencyHz !== undefined) head.push(`at ${summary.frequencyHz} Hz`);
+  if (summary.durationSec !== undefined) head.push(`over ${seconds(summary.durationSec)}`);
+  const facts = [head.join(' ')];
+  if (summary.workers.length > 0) {
+    facts.push(`${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'}`);
+  }
+  facts.push(`lost: ${summary.lost} (${pct(share(summary.lost, total + summary.lost))})`);
+  facts.push(`native stacks cut short: ${summary.nativeCutShort} (${pct(share(summary.nativeCutShort, total))})`);
+  for (const [name, value] of Object.entries(summary.counters)) facts.push(`${plain(name)}: ${value}`);
+  out.push(facts.join(' · '), '');
+
+  if (summary.workers.length > 0) {
+    out.push('| Worker pid | Samples | Share |', '|---|---:|---:|');
+    for (const w of summary.workers) {
+      const inContainer = w.containerPid !== undefined ? ` (${w.containerPid} in container)` : '';
+      out.push(`| ${w.pid}${inContainer} | ${w.samples} | ${pct(w.share)} |`);
+    }
+    out.push('');
+  }
+
+  out.push('| VM activity | Samples | Share |', '|---|---:|---:|');
+  for (const [state, frame] of VM_FRAMES) {
+    out.push(`| ${code(frame)} on stack | ${summary.vmFrames[state]} | ${pct(share(summary.vmFrames[state], total))} |`);
+  }
+  out.push('');
+  if (summary.vmStates) {
+    // Shares of the samples the sampler classified, which may differ from
+    // the stacks' total (e.g. samples outside the VM are not classified).
+    const states = summary.vmStates;
+    const counted = VM_STATE_ORDER.reduce((sum, s) => sum + states[s], 0);
+    out.push('| LuaJIT VM state | Samples | Share |', '|---|---:|---:|');
+    for (const state of VM_STATE_ORDER) {
+      out.push(`| ${VM_STATE_LABELS[state]} | ${states[state]} | ${pct(share(states[state], counted))} |`);
+    }
+    out.push('');
+  }
+
+  const table = (heading: string, rows: FunctionShare[]): void => {
+    out.push(`**${heading}**`, '');
+    if (rows.length === 0) {
+      out.push('No samples.', '');
+      return;
+    }
+    out.push('| # | Function | Self | Total |', '|---:|---|---:|---:|');
+    rows.forEach((r, i) => {
+      out.push(`| ${i + 1} | ${code(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
+    });
+    out.push('');
+  };
+  table('Top functions by self samples', summary.topSelf);
+  table('Top functions by total samples', summary.topTotal);
+  return `${out.join('\n').trimEnd()}\n`;
+}

@@ -1,0 +1,272 @@
+/**
+ * Compact unwind rows for one ELF object, compiled from `.eh_frame`.
+ *
+ * A row holds from its `pc` up to the next row's `pc`. Rows are sorted,
+ * consecutive identical rows are merged, and a row of kind 'undefined'
+ * follows every FDE that is not immediately followed by another one, so a
+ * lookup between or after FDEs answers "no CFI here".
+ *
+ * Kinds:
+ * - 'rsp' / 'rbp': CFA = rsp/rbp + cfaOffset.
+ * - 'plt': CFA = rsp + cfaOffset + ((rip & 15) >= pltThreshold ? 8 : 0)
+ *   (lazy-binding PLT stubs).
+ * - 'undefined': no CFI covers this address.
+ * - 'end': the return address is undefined: the outermost frame (_start,
+ *   thread entry points); stop unwinding.
+ * - 'unsupported': CFI exists but is not expressible here (CFA in another
+ *   register or a general expression, return address or rbp not saved at
+ *   CFA + offset, signal trampolines, undecodable instructions).
+ * For 'rsp', 'rbp' and 'plt', the return address is at CFA + raOffset and
+ * the caller's rbp at CFA + rbpOffset (null: rbp is unchanged).
+ */
+import type { ElfInfo } from '../symbolize/elf-file.js';
+import {
+  type CfaRow,
+  type CfaState,
+  type RegRule,
+  X86_64_RBP,
+  X86_64_RSP,
+  cieInitialState,
+  runCfaProgram,
+} from './cfa-program.js';
+import { type Cie, type Fde, parseEhFrame } from './eh-frame.js';
+
+export type UnwindKind = 'rsp' | 'rbp' | 'plt' | 'undefined' | 'unsupported' | 'end';
+
+export interface UnwindRow {
+  /** First vaddr (ELF virtual address) this row covers. */
+  pc: bigint;
+  cfaReg: UnwindKind;
+  cfaOffset: number;
+  /** Offset from the CFA where the caller's rbp is saved; null = rbp unchanged. */
+  rbpOffset: number | null;
+  /** Offset from the CFA where the return address is saved (-8 on x86-64). */
+  raOffset: number;
+  /** Only for 'plt' (0..15); 0 otherwise. */
+  pltThreshold: number;
+}
+
+export interface UnwindTable {
+  rows: UnwindRow[];
+  /** FDEs with a non-empty range that contributed rows. */
+  fdeCount: number;
+  /** FDEs whose instructions could not be decoded (their range is 'unsupported'). */
+  badFdes: number;
+  /** FDEs that overlap the next one (the earlier one is cut short). */
+  overlaps: number;
+  /** Parse errors, one line each. */
+  errors: string[];
+}
+
+/** Numeric kind codes in the encoded form (see encodeRows). */
+export const UNWIND_KIND_CODE: Readonly<Record<UnwindKind, number>> = {
+  undefined: 0,
+  rsp: 1,
+  rbp: 2,
+  plt: 3,
+  unsupported: 4,
+  end: 5,
+};
+const KIND_BY_CODE: UnwindKind[] = ['undefined', 'rsp', 'rbp', 'plt', 'unsupported', 'end'];
+
+/** Bytes per encoded row. */
+export const UNWIND_ROW_SIZE = 16;
+
+const I32_MIN = -0x80000000;
+const I32_MAX = 0x7fffffff;
+
+function special(pc: bigint, kind: 'undefined' | 'unsupported' | 'end'): UnwindRow {
+  return { pc, cfaReg: kind, cfaOffset: 0, rbpOffset: null, raOffset: 0, pltThreshold: 0 };
+}
+
+function rbpOffsetOf(rule: RegRule): number | null | 'unsupported' {
+  switch (rule.kind) {
+    case 'unreferenced':
+    case 'same':
+    case 'undefined': // not recoverable; the walker keeps the current value
+      return null;
+    case 'offset':
+      // 0 is the encoded "unchanged"; a saved rbp at CFA+0 does not occur.
+      return rule.offset !== 0 && rule.offset >= -0x8000 && rule.offset <= 0x7fff ? rule.offset : 'unsupported';
+    default:
+      return 'unsupported';
+  }
+}
+
+/** Converts one state of the CFA machine into a compact row at `pc`. */
+export function toUnwindRow(pc: bigint, s: CfaState, signalFrame = false): UnwindRow {
+  if (s.ra.kind === 'undefined') return special(pc, 'end');
+  if (signalFrame || s.ra.kind !== 'offset' || s.ra.offset < -128 || s.ra.offset > 127) {
+    return special(pc, 'unsupported');
+  }
+  const rbpOffset = rbpOffsetOf(s.rbp);
+  if (rbpOffset === 'unsupported') return special(pc, 'unsupported');
+  const row = { pc, rbpOffset, raOffset: s.ra.offset };
+  const cfa = s.cfa;
+  if (cfa.kind === 'plt') {
+    if (cfa.offset < I32_MIN || cfa.offset > I32_MAX) return special(pc, 'unsupported');
+    return { ...row, cfaReg: 'plt', cfaOffset: cfa.offset, pltThreshold: cfa.threshold };
+  }
+  if (cfa.kind !== 'reg' || cfa.offset < I32_MIN || cfa.offset > I32_MAX) return special(pc, 'unsupported');
+  if (cfa.reg === X86_64_RSP) return { ...row, cfaReg: 'rsp', cfaOffset: cfa.offset, pltThreshold: 0 };
+  if (cfa.reg === X86_64_RBP) return { ...row, cfaReg: 'rbp', cfaOffset: cfa.offset, pltThreshold: 0 };
+  return special(pc, 'unsupported');
+}
+
+function sameRule(a: UnwindRow, b: UnwindRow): boolean {
+  return (
+    a.cfaReg === b.cfaReg &&
+    a.cfaOffset === b.cfaOffset &&
+    a.rbpOffset === b.rbpOffset &&
+    a.raOffset === b.raOffset &&
+    a.pltThreshold === b.pltThreshold
+  );
+}
+
+/** Appends a row, replacing a row at the same pc and dropping a repeat of the previous rule. */
+function pushRow(out: UnwindRow[], row: UnwindRow): void {
+  while (out.length > 0 && out[out.length - 1].pc >= row.pc) out.pop();
+  if (out.length > 0 && sameRule(out[out.length - 1], row)) return;
+  out.push(row);
+}
+
+interface FdeRows {
+  fde: Fde;
+  rows: CfaRow[] | undefined; // undefined: undecodable
+}
+
+/** Compiles the rows of an `.eh_frame` section located at `vaddr`. */
+export function compileEhFrame(data: Buffer, vaddr: bigint): UnwindTable {
+  const parsed = parseEhFrame(data, vaddr);
+  const errors = [...parsed.errors];
+  const initialByCie = new Map<Cie, CfaState | Error>();
+  const items: FdeRows[] = [];
+  let badFdes = 0;
+  for (const fde of parsed.fdes) {
+    if (fde.pcEnd <= fde.pcBegin) continue; // empty or discarded (pc_begin 0, range 0)
+    let init = initialByCie.get(fde.cie);
+    if (init === undefined) {
+      try {
+        init = cieInitialState(fde.cie);
+      } catch (e) {
+        init = e as Error;
+        errors.push(`.eh_frame CIE at 0x${fde.cie.offset.toString(16)}: ${init.message}`);
+      }
+      initialByCie.set(fde.cie, init);
+    }
+    let rows: CfaRow[] | undefined;
+    if (!(init instanceof Error)) {
+      try {
+        rows = runCfaProgram(fde, {}, init);
+      } catch (e) {
+        errors.push(`.eh_frame FDE at 0x${fde.offset.toString(16)}: ${(e as Error).message}`);
+      }
+    }
+    if (!rows) badFdes++;
+    items.push({ fde, rows });
+  }
+  items.sort((a, b) => (a.fde.pcBegin < b.fde.pcBegin ? -1 : a.fde.pcBegin > b.fde.pcBegin ? 1 : 0));
+
+  const out: UnwindRow[] = [];
+  let overlaps = 0;
+  for (let i = 0; i < items.length; i++) {
+    const { fde, rows } = items[i];
+    const next = items[i + 1]?.fde.pcBegin;
+    let end = fde.pcEnd;
+    if (next !== undefined && next < end) {
+      overlaps++;
+      end = next;
+    }
+    if (!rows) {
+      pushRow(out, special(fde.pcBegin, 'unsupported'));
+    } else {
+      const signal = fde.cie.signalFrame;
+      for (const r of rows) {
+        if (r.start >= end) break;
+        pushRow(out, toUnwindRow(r.start, r, signal));
+      }
+    }
+    if (next === undefined || next > end) pushRow(out, special(end, 'undefined'));
+  }
+  return { rows: out, fdeCount: items.length, badFdes, overlaps, errors };
+}
+
+/** Compiles an object's `.eh_frame` into rows plus statistics; no section, no rows. */
+export function compileUnwindTable(info: ElfInfo): UnwindTable {
+  const sec = info.sectionsByName.get('.eh_frame');
+  if (!sec || sec.data.length === 0) return { rows: [], fdeCount: 0, badFdes: 0, overlaps: 0, errors: [] };
+  return compileEhFrame(sec.data, sec.addr);
+}
+
+export function compileUnwindRows(info: ElfInfo): UnwindRow[] {
+  return compileUnwindTable(info).rows;
+}
+
+/** The row covering `vaddr` (binary search), or undefined before the first row. */
+export function lookupRow(rows: readonly UnwindRow[], vaddr: bigint): UnwindRow | undefined {
+  let lo = 0;
+  let hi = rows.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rows[mid].pc <= vaddr) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found < 0 ? undefined : rows[found];
+}
+
+/**
+ * Packs rows into 16 bytes each, little-endian, for a BPF array map:
+ *
+ *   offset size
+ *    0     u64  pc          first ELF vaddr the row covers (rows sorted by pc)
+ *    8     s32  cfaOffset   'rsp'/'rbp': CFA = reg + cfaOffset;
+ *                           'plt': CFA = rsp + cfaOffset + ((rip & 15) >= thr ? 8 : 0)
+ *   12     u8   kind | thr << 4
+ *                           kind (low nibble): 0 undefined (no CFI), 1 rsp,
+ *                           2 rbp, 3 plt, 4 unsupported, 5 end (outermost)
+ *                           thr (high nibble): PLT threshold, 0 otherwise
+ *   13     s8   raOffset    return address at CFA + raOffset
+ *   14     s16  rbpOffset   caller's rbp at CFA + rbpOffset; 0 = rbp unchanged
+ *
+ * Rows for kinds other than rsp/rbp/plt have zeros after the kind byte.
+ * toUnwindRow guarantees every field fits.
+ */
+export function encodeRows(rows: readonly UnwindRow[]): Buffer {
+  const buf = Buffer.alloc(rows.length * UNWIND_ROW_SIZE);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    const o = i * UNWIND_ROW_SIZE;
+    buf.writeBigUInt64LE(r.pc, o);
+    buf.writeInt32LE(r.cfaOffset, o + 8);
+    buf.writeUInt8(UNWIND_KIND_CODE[r.cfaReg] | (r.pltThreshold << 4), o + 12);
+    buf.writeInt8(r.raOffset, o + 13);
+    buf.writeInt16LE(r.rbpOffset ?? 0, o + 14);
+  }
+  return buf;
+}
+
+/** Inverse of encodeRows. */
+export function decodeRows(buf: Buffer): UnwindRow[] {
+  if (buf.length % UNWIND_ROW_SIZE !== 0) throw new RangeError(`row buffer length ${buf.length} is not a multiple of 16`);
+  const rows: UnwindRow[] = [];
+  for (let o = 0; o < buf.length; o += UNWIND_ROW_SIZE) {
+    const kb = buf.readUInt8(o + 12);
+    const cfaReg = KIND_BY_CODE[kb & 15];
+    if (cfaReg === undefined) throw new RangeError(`unknown row kind ${kb & 15} at offset ${o}`);
+    const rbp = buf.readInt16LE(o + 14);
+    rows.push({
+      pc: buf.readBigUInt64LE(o),
+      cfaReg,
+      cfaOffset: buf.readInt32LE(o + 8),
+      rbpOffset: rbp === 0 ? null : rbp,
+      raOffset: buf.readInt8(o + 13),
+      pltThreshold: kb >> 4,
+    });
+  }
+  return rows;
+}

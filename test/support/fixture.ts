@@ -1,0 +1,144 @@
+// Starts the real fixture app (fixtures/nginx/start.sh: nginx + ngx_lua on
+// 127.0.0.1), loads it with wrk and runs the real CLI against it.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+export const appDir = join(repoRoot, 'fixtures', 'app');
+
+/** BPF tests need root; in CI a test that cannot run must fail, not skip. */
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error('this integration test profiles real processes with BPF and must run as root (sudo npm test)');
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+export interface Fixture {
+  master: number;
+  port: number;
+  prefix: string;
+  workers(): number[];
+  get(path: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startFixture(opts: { jit: 'jit-on' | 'jit-off'; workers?: number }): Promise<Fixture> {
+  const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-test-'));
+  const port = await freePort();
+  const { stdout } = await run('bash', [join(repoRoot, 'fixtures/nginx/start.sh'), prefix, String(port), opts.jit, String(opts.workers ?? 1)]);
+  const master = Number(stdout.trim());
+  const fixture: Fixture = {
+    master,
+    port,
+    prefix,
+    workers() {
+      return childPids(master);
+    },
+    async get(path) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+      return res.text();
+    },
+    async stop() {
+      try {
+        process.kill(master, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      for (let i = 0; i < 50; i++) {
+        try {
+          process.kill(master, 0);
+        } catch {
+          break;
+        }
+        await sleep(100);
+      }
+      rmSync(prefix, { recursive: true, force: true });
+    },
+  };
+  return fixture;
+}
+
+export function childPids(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text ? text.split(/\s+/).map(Number) : [];
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** wrk against the fixture, bounded in time; resolves when it exits. */
+export function startLoad(port: number, path: string, seconds: number, connections = 4): { done: Promise<void>; child: ChildProcess } {
+  const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}${path}`], { stdio: 'ignore' });
+  const done = new Promise<void>((res) => child.on('exit', () => res()));
+  return { done, child };
+}
+
+export interface ProfileRun {
+  code: number | null;
+  stderr: string;
+  folded: string;
+}
+
+/**
+ * Runs the CLI (the built dist/, as users run it). onLog sees every stderr
+ * line as it arrives, so a test can act when sampling starts or stops.
+ */
+export async function runCli(args: string[], onLog?: (line: string) => void | Promise<void>): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/apisix-profile.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let pending = '';
+  const waits: Promise<unknown>[] = [];
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    stderr += chunk;
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (onLog) waits.push(Promise.resolve(onLog(line)));
+  });
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  await Promise.all(waits);
+  return { code, stderr };
+}
+
+export async function profileToFolded(args: string[], onLog?: (line: string) => void | Promise<void>): Promise<ProfileRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-out-'));
+  try {
+    const folded = join(dir, 'out.folded');
+    const { code, stderr } = await runCli([...args, '--output', join(dir, 'out.svg'), '--folded', folded], onLog);
+    let text = '';
+    try {
+      text = readFileSync(folded, 'utf8');
+    } catch {
+      /* left empty: the test's assertions say what was missing */
+    }
+    return { code, stderr, folded: text };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The line where `function _M.<name>` is defined in fixtures/app/work.lua. */
+export function definitionLine(name: string): number {
+  const lines = readFileSync(join(appDir, 'work.lua'), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.startsWith(`function _M.${name}(`));
+  if (i < 0) throw new Error(`work.lua defines no _M.${name}`);
+  return i + 1;
+}
