@@ -184,20 +184,21 @@ export function summarize(stacks: Stack[], extra: SummaryExtra = {}): Summary {
   checkCounter('lost', lost);
   checkCounter('nativeCutShort', nativeCutShort);
 
+  // Built in display order, so the JSON reads top-down like the Markdown.
   const summary: Summary = {
     title: extra.title ?? DEFAULT_TITLE,
     totalSamples,
+    ...(extra.frequencyHz !== undefined ? { frequencyHz: extra.frequencyHz } : {}),
+    ...(extra.durationSec !== undefined ? { durationSec: extra.durationSec } : {}),
     workers,
     topSelf: rank(counts, 'self', top, totalSamples),
     topTotal: rank(counts, 'total', top, totalSamples),
     vmFrames,
+    ...(vmStates ? { vmStates } : {}),
     lost,
     nativeCutShort,
     counters,
   };
-  if (extra.frequencyHz !== undefined) summary.frequencyHz = extra.frequencyHz;
-  if (extra.durationSec !== undefined) summary.durationSec = extra.durationSec;
-  if (vmStates) summary.vmStates = vmStates;
   return summary;
 }
 

@@ -1,0 +1,72 @@
+// bpf/profiler.h is the only kernel/user ABI; src/native/abi.ts mirrors it.
+// These checks read the header itself so the two cannot drift apart.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as abi from '../../src/native/abi.js';
+
+const header = readFileSync(join(import.meta.dirname, '../../bpf/profiler.h'), 'utf8');
+
+function define(name: string): number {
+  const m = header.match(new RegExp(`#define ${name} (\\d+)`));
+  if (!m) throw new Error(`profiler.h defines no ${name}`);
+  return Number(m[1]);
+}
+
+function structFields(name: string): string[] {
+  const body = header.match(new RegExp(`struct ${name} \\{([^}]*)\\};`));
+  if (!body) throw new Error(`profiler.h has no struct ${name}`);
+  return [...body[1].matchAll(/__[su]\d+ (\w+)/g)].map((m) => m[1]);
+}
+
+function enumValues(name: string): string[] {
+  const body = header.match(new RegExp(`enum ${name} \\{([^}]*)\\};`));
+  if (!body) throw new Error(`profiler.h has no enum ${name}`);
+  return [...body[1].matchAll(/^\s*(\w+)/gm)].map((m) => m[1]);
+}
+
+describe('ABI mirror of bpf/profiler.h', () => {
+  it('has the same limits', () => {
+    expect(abi.MAX_KERNEL_FRAMES).toBe(define('MAX_KERNEL_FRAMES'));
+    expect(abi.MAX_USER_FRAMES).toBe(define('MAX_USER_FRAMES'));
+    expect(abi.MAX_LUA_FRAMES).toBe(define('MAX_LUA_FRAMES'));
+    expect(abi.MAX_LJ_TABLES).toBe(define('MAX_LJ_TABLES'));
+    expect(abi.MAX_PROCS).toBe(define('MAX_PROCS'));
+  });
+
+  it('lists the lj_offsets fields in header order', () => {
+    expect([...abi.LJ_OFFSET_FIELDS]).toEqual(structFields('lj_offsets'));
+  });
+
+  it('lays out sample_key and proc_state as the header does', () => {
+    expect(structFields('sample_key')).toEqual(['pid', 'flags', 'vmstate', 'n_kernel', 'n_user', 'n_lua', 'pad0', 'pad1', 'kernel', 'user', 'lua']);
+    expect(abi.SAMPLE_KEY_SIZE).toBe(24 + 8 * (define('MAX_KERNEL_FRAMES') + define('MAX_USER_FRAMES') + define('MAX_LUA_FRAMES')));
+    expect(structFields('proc_state')).toEqual(['g', 'vm_lo', 'vm_hi', 'table', 'uprobe_hits']);
+  });
+
+  it('numbers the stats and the frame kinds the same way', () => {
+    expect(enumValues('stat_index')).toEqual(['STAT_SAMPLES', 'STAT_LOST_MAP_FULL', 'STAT_USER_STACK_FAIL', 'STAT_LUA_BAD_READ', 'STAT_UPROBE_HITS', 'STAT__MAX']);
+    expect(Object.values(abi.StatIndex)).toEqual([0, 1, 2, 3, 4]);
+    expect(abi.STAT_COUNT).toBe(5);
+    expect(header).toContain('LUA_FRAME_LUA = 1,');
+    expect(header).toContain('LUA_FRAME_C = 2,');
+    expect(header).toContain('LUA_FRAME_FAST = 3,');
+  });
+
+  it('round-trips proc_state and decodes a sample key', () => {
+    const state = { g: 0x7f00n, vmLo: 1n, vmHi: 2n, table: 3, uprobeHits: 4 };
+    expect(abi.decodeProcState(abi.encodeProcState(state))).toEqual(state);
+    const buf = Buffer.alloc(abi.SAMPLE_KEY_SIZE);
+    buf.writeUInt32LE(99, 0);
+    buf.writeInt32LE(-3, 8);
+    buf.writeUInt16LE(1, 12);
+    buf.writeUInt16LE(2, 14);
+    buf.writeUInt16LE(1, 16);
+    buf.writeBigUInt64LE(0xffffffff81000000n, 24);
+    buf.writeBigUInt64LE(0x401000n, 24 + 8 * abi.MAX_KERNEL_FRAMES);
+    const key = abi.decodeSampleKey(buf);
+    expect(key).toMatchObject({ pid: 99, vmstate: -3, kernel: [0xffffffff81000000n], lua: [0n] });
+    expect(key.user).toEqual([0x401000n, 0n]);
+    expect(() => abi.decodeSampleKey(Buffer.alloc(8))).toThrow(/expected/);
+  });
+});
