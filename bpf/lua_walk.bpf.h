@@ -138,6 +138,34 @@ static long walk_step(__u32 index, void *data)
 }
 
 /*
+ * Some VM helpers (the FFI call and callback paths) use rdx for arguments
+ * while vmstate still says "interpreter": accept the register as BASE only
+ * if the slot below it holds a function object. A GCobj's type byte (gct)
+ * sits right before GCfunc's ffid; functions store ~LJ_TFUNC there.
+ */
+#define LJ_GCT_FUNC 8
+static __always_inline bool is_frame_base(const struct lj_offsets *off, __u64 base)
+{
+	__u64 fn = 0;
+	__u8 gct = 0;
+
+	if (off->fr2) {
+		if (read_u64(base - 2 * LJ_TVALUE_SIZE, &fn))
+			return false;
+		fn &= LJ_GCPTR_MASK;
+	} else {
+		__u32 ref = 0;
+
+		if (bpf_probe_read_user(&ref, sizeof(ref), (void *)(base - LJ_TVALUE_SIZE)))
+			return false;
+		fn = ref;
+	}
+	if (!fn || bpf_probe_read_user(&gct, sizeof(gct), (void *)(fn + off->fn_ffid - 1)))
+		return false;
+	return gct == LJ_GCT_FUNC;
+}
+
+/*
  * Where the topmost Lua frame starts. L->base is only written back when the
  * VM calls out, so in the interpreter's own code it is stale and the BASE
  * register (rdx on x86-64) is right; while a trace runs, G->jit_base is.
@@ -156,9 +184,14 @@ static __always_inline __u64 frame_base(const struct lj_offsets *off, struct pro
 	} else if (vmstate == LJ_VMSTATE_INTERP && uregs) {
 		ip = BPF_CORE_READ(uregs, ip);
 		reg = BPF_CORE_READ(uregs, dx);
-		if (ip >= st->vm_lo && ip < st->vm_hi &&
+		/*
+		 * Until user space has found the VM's code range (shortly after g
+		 * is learned), the frame check alone decides.
+		 */
+		if ((!st->vm_hi || (ip >= st->vm_lo && ip < st->vm_hi)) &&
 		    read_ref(off, L + off->L_maxstack, &maxstack) == 0 &&
-		    reg > stack && reg <= maxstack && ((reg - stack) & 7) == 0) {
+		    reg > stack && reg <= maxstack && ((reg - stack) & 7) == 0 &&
+		    is_frame_base(off, reg)) {
 			key->flags |= SAMPLE_BASE_FROM_REG;
 			return reg;
 		}

@@ -2,6 +2,8 @@
 // its API functions for uprobes, and which offset table describes it.
 import { basename } from 'node:path';
 import { findSymbol } from '../symbolize/elf-symbols.js';
+import { runtimeAddressToVaddr, vaddrToFileOffset } from '../symbolize/elf-file.js';
+import { findFunctionRange } from '../symbolize/function-ranges.js';
 import { type ElfObject, loadElfObject } from '../symbolize/elf-cache.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
 import type { LuajitTable } from './offset-tables.js';
@@ -113,4 +115,30 @@ export function interpreterRange(
   // The last handler runs on past its entry point; 1 KiB covers it.
   const end = hi + 1024n < text.end ? hi + 1024n : text.end;
   return { lo, hi: end };
+}
+
+/**
+ * The whole VM: LuaJIT describes its hand-written interpreter (bytecode
+ * handlers, fast functions and helpers such as vm_mod, all of which keep
+ * BASE in its register) with one FDE. Widen the dispatch-table range to it.
+ */
+export function widenToVm(
+  range: { lo: bigint; hi: bigint },
+  lj: Pick<LuajitInProcess, 'object' | 'textMapping'>,
+): { lo: bigint; hi: bigint } {
+  const m = lj.textMapping;
+  const vaddr = runtimeAddressToVaddr(lj.object.info, m, range.lo);
+  if (vaddr === undefined) return range;
+  const fde = findFunctionRange(lj.object.functionRanges, vaddr);
+  if (!fde) return range;
+  const startOff = vaddrToFileOffset(lj.object.info, fde.start);
+  const endOff = vaddrToFileOffset(lj.object.info, fde.end - 1n);
+  if (startOff === undefined || endOff === undefined) return range;
+  const lo = m.start + startOff - m.offset;
+  const hi = m.start + endOff - m.offset + 1n;
+  // Only ever widen, and only within the mapping.
+  return {
+    lo: lo < range.lo && lo >= m.start ? lo : range.lo,
+    hi: hi > range.hi && hi <= m.end ? hi : range.hi,
+  };
 }

@@ -4,7 +4,7 @@
 // Everything attached is released on every path, including errors.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type LuajitInProcess, findLuajit, interpreterRange, pickTable, validateGlobalState } from '../luajit/detect.js';
+import { type LuajitInProcess, findLuajit, interpreterRange, pickTable, validateGlobalState, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
   decodeProcState,
@@ -58,6 +58,7 @@ export interface RunResult {
 }
 
 const POLL_MS = 100;
+const FAST_POLL_MS = 10;
 const DRAIN_EVERY_MS = 1000;
 const COUNTS_MAPS = ['counts0', 'counts1'] as const;
 
@@ -168,7 +169,10 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     const deadline = started + opts.durationSec * 1000;
     let lastDrain = Date.now();
     while (Date.now() < deadline && !opts.signal?.aborted) {
-      await sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
+      // Poll fast until every process's global_State is known: until then
+      // its requests pay for the uprobe and its VM range is not set.
+      const pending = [...targets.values()].some((t) => t.uprobeLinks.length > 0);
+      await sleep(Math.min(pending ? FAST_POLL_MS : POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
       learnGlobalStates(session, targets, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
         await flipAndDrain();
@@ -178,8 +182,12 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     stats.elapsedSec = (Date.now() - started) / 1000;
     opts.onPhase?.('stopped');
     log.info({ elapsedSec: stats.elapsedSec }, 'sampling stopped');
-    await flipAndDrain();
-    drain(COUNTS_MAPS[active]);
+    // Stop counting (the program ignores processes not in procs), then
+    // drain both maps: the totals then match the kernel's own counters.
+    for (const pid of targets.keys()) session.mapDelete('procs', u32Key(pid));
+    await sleep(5);
+    drain(COUNTS_MAPS[0]);
+    drain(COUNTS_MAPS[1]);
 
     const counters = readStats(session);
     stats.samples = counters[StatIndex.Samples];
@@ -228,8 +236,9 @@ function learnGlobalStates(session: NativeSession, targets: Map<number, Target>,
       ctx.table = null;
       continue;
     }
-    const text = t.luajit!.textMapping;
-    const range = interpreterRange(ctx.mem, ctx.table, state.g, text);
+    const lj = t.luajit!;
+    const handlers = interpreterRange(ctx.mem, ctx.table, state.g, lj.textMapping);
+    const range = handlers ? widenToVm(handlers, lj) : null;
     ctx.vm = range;
     session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }));
     log.debug({ pid, g: `0x${state.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null }, 'global_State learned; uprobes detached');

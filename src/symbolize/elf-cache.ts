@@ -14,6 +14,7 @@ import type { Mapping } from '../target/proc-maps.js';
 import { type ElfInfo, parseElf, runtimeAddressToVaddr } from './elf-file.js';
 import { type SymbolTable, lookup, readSymbols } from './elf-symbols.js';
 import { moduleUsesFramePointers } from './frame-pointers.js';
+import { type FunctionRange, findFunctionRange, functionRangesFromEhFrame } from './function-ranges.js';
 
 export interface ElfObject {
   path: string;
@@ -25,6 +26,8 @@ export interface ElfObject {
   symbolSources: string[];
   /** Computed on first access. */
   readonly usesFramePointers: boolean;
+  /** Function boundaries from .eh_frame (sorted vaddrs); computed on first access. */
+  readonly functionRanges: FunctionRange[];
 }
 
 export interface LoadOptions {
@@ -85,6 +88,7 @@ export function loadElfObject(path: string, opts: LoadOptions = {}): ElfObject |
     }
     const symbols = readSymbols(info, buf, extra);
     let fp: boolean | undefined;
+    let ranges: FunctionRange[] | undefined;
     obj = {
       path,
       buf,
@@ -94,6 +98,10 @@ export function loadElfObject(path: string, opts: LoadOptions = {}): ElfObject |
       get usesFramePointers(): boolean {
         if (fp === undefined) fp = moduleUsesFramePointers(info, buf, symbols);
         return fp;
+      },
+      get functionRanges(): FunctionRange[] {
+        if (ranges === undefined) ranges = functionRangesFromEhFrame(info);
+        return ranges;
       },
     };
   } catch {
@@ -132,8 +140,8 @@ function hex(n: bigint): string {
 
 /**
  * Names the function at runtime address `addr` inside `mapping`. Without a
- * symbol: `[<basename>+0x<vaddr>]` (the ELF virtual address, usable with
- * `addr2line -e`), or the file offset when the ELF could not be read; pseudo
+ * symbol: `[<basename>+0x<vaddr>]` with the vaddr of the function's start
+ * from .eh_frame, else of the address itself (usable with `addr2line -e`), or the file offset when the ELF could not be read; pseudo
  * mappings give e.g. `[vdso+0x<offset in mapping>]`, anonymous ones
  * `[unknown]`.
  */
@@ -146,5 +154,10 @@ export function symbolizeAddress(obj: ElfObject | null, mapping: Mapping, addr: 
   const vaddr = runtimeAddressToVaddr(obj.info, mapping, addr);
   if (vaddr === undefined) return `[${name}+${hex(fileOff)}]`;
   const sym = lookup(obj.symbols, vaddr);
-  return sym ? sym.name : `[${name}+${hex(vaddr)}]`;
+  if (sym) return sym.name;
+  // No symbol (stripped static function): name the function by its start
+  // from .eh_frame, so its samples aggregate instead of one frame per
+  // instruction.
+  const fn = findFunctionRange(obj.functionRanges, vaddr);
+  return `[${name}+${hex(fn ? fn.start : vaddr)}]`;
 }

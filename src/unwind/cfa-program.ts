@@ -322,14 +322,18 @@ export function cieInitialState(cie: Cie, bases: PointerBases = {}): CfaState {
 }
 
 /**
- * The row table of one FDE: rows cover [pcBegin, pcEnd) without gaps, in
- * address order. Throws CfaError on instructions it cannot decode.
- * `initial` may pass a cached cieInitialState(fde.cie).
+ * Runs an FDE's program and calls `emit` once per row, in address order,
+ * with offsets from pcBegin ([startOff, endOff), clipped to the FDE range)
+ * and the state in force. The state object is reused: copy what you keep.
+ * Throws CfaError on instructions it cannot decode.
  */
-export function runCfaProgram(fde: Fde, bases: PointerBases = {}, initial?: CfaState): CfaRow[] {
-  const init = initial ?? cieInitialState(fde.cie, bases);
+export function forEachCfaRow(
+  fde: Fde,
+  init: CfaState,
+  emit: (startOff: number, endOff: number, state: CfaState) => void,
+  bases: PointerBases = {},
+): void {
   const state: CfaState = { ...init };
-  const rows: CfaRow[] = [];
   const range = fde.pcEnd - fde.pcBegin;
   const length = range > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(range);
   let rowStart = 0;
@@ -340,22 +344,35 @@ export function runCfaProgram(fde: Fde, bases: PointerBases = {}, initial?: CfaS
     pcBegin: fde.pcBegin,
     loc: 0,
     onAdvance: (newLoc, s) => {
-      if (rowStart < length) {
-        const end = Math.min(newLoc, length);
-        rows.push({
-          start: fde.pcBegin + BigInt(rowStart),
-          end: fde.pcBegin + BigInt(end),
-          cfa: s.cfa,
-          rbp: s.rbp,
-          ra: s.ra,
-        });
-      }
+      if (rowStart < length) emit(rowStart, Math.min(newLoc, length), s);
       rowStart = newLoc;
     },
   };
   execute(fde.instructions, fde.instructionsVaddr, state, ctx);
-  if (rowStart < length) {
-    rows.push({ start: fde.pcBegin + BigInt(rowStart), end: fde.pcEnd, cfa: state.cfa, rbp: state.rbp, ra: state.ra });
-  }
+  if (rowStart < length) emit(rowStart, length, state);
+}
+
+/**
+ * The row table of one FDE: rows cover [pcBegin, pcEnd) without gaps, in
+ * address order. Throws CfaError on instructions it cannot decode.
+ * `initial` may pass a cached cieInitialState(fde.cie).
+ */
+export function runCfaProgram(fde: Fde, bases: PointerBases = {}, initial?: CfaState): CfaRow[] {
+  const init = initial ?? cieInitialState(fde.cie, bases);
+  const rows: CfaRow[] = [];
+  forEachCfaRow(
+    fde,
+    init,
+    (startOff, endOff, s) => {
+      rows.push({
+        start: fde.pcBegin + BigInt(startOff),
+        end: fde.pcBegin + BigInt(endOff),
+        cfa: s.cfa,
+        rbp: s.rbp,
+        ra: s.ra,
+      });
+    },
+    bases,
+  );
   return rows;
 }

@@ -20,15 +20,7 @@
  * the caller's rbp at CFA + rbpOffset (null: rbp is unchanged).
  */
 import type { ElfInfo } from '../symbolize/elf-file.js';
-import {
-  type CfaRow,
-  type CfaState,
-  type RegRule,
-  X86_64_RBP,
-  X86_64_RSP,
-  cieInitialState,
-  runCfaProgram,
-} from './cfa-program.js';
+import { type CfaState, type RegRule, X86_64_RBP, X86_64_RSP, cieInitialState, forEachCfaRow } from './cfa-program.js';
 import { type Cie, type Fde, parseEhFrame } from './eh-frame.js';
 
 export type UnwindKind = 'rsp' | 'rbp' | 'plt' | 'undefined' | 'unsupported' | 'end';
@@ -75,8 +67,19 @@ export const UNWIND_ROW_SIZE = 16;
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
 
+function makeRow(
+  pc: bigint,
+  cfaReg: UnwindKind,
+  cfaOffset: number,
+  rbpOffset: number | null,
+  raOffset: number,
+  pltThreshold: number,
+): UnwindRow {
+  return { pc, cfaReg, cfaOffset, rbpOffset, raOffset, pltThreshold };
+}
+
 function special(pc: bigint, kind: 'undefined' | 'unsupported' | 'end'): UnwindRow {
-  return { pc, cfaReg: kind, cfaOffset: 0, rbpOffset: null, raOffset: 0, pltThreshold: 0 };
+  return makeRow(pc, kind, 0, null, 0, 0);
 }
 
 function rbpOffsetOf(rule: RegRule): number | null | 'unsupported' {
@@ -101,15 +104,11 @@ export function toUnwindRow(pc: bigint, s: CfaState, signalFrame = false): Unwin
   }
   const rbpOffset = rbpOffsetOf(s.rbp);
   if (rbpOffset === 'unsupported') return special(pc, 'unsupported');
-  const row = { pc, rbpOffset, raOffset: s.ra.offset };
   const cfa = s.cfa;
-  if (cfa.kind === 'plt') {
-    if (cfa.offset < I32_MIN || cfa.offset > I32_MAX) return special(pc, 'unsupported');
-    return { ...row, cfaReg: 'plt', cfaOffset: cfa.offset, pltThreshold: cfa.threshold };
-  }
-  if (cfa.kind !== 'reg' || cfa.offset < I32_MIN || cfa.offset > I32_MAX) return special(pc, 'unsupported');
-  if (cfa.reg === X86_64_RSP) return { ...row, cfaReg: 'rsp', cfaOffset: cfa.offset, pltThreshold: 0 };
-  if (cfa.reg === X86_64_RBP) return { ...row, cfaReg: 'rbp', cfaOffset: cfa.offset, pltThreshold: 0 };
+  if (cfa.kind === 'expression' || cfa.offset < I32_MIN || cfa.offset > I32_MAX) return special(pc, 'unsupported');
+  if (cfa.kind === 'plt') return makeRow(pc, 'plt', cfa.offset, rbpOffset, s.ra.offset, cfa.threshold);
+  if (cfa.reg === X86_64_RSP) return makeRow(pc, 'rsp', cfa.offset, rbpOffset, s.ra.offset, 0);
+  if (cfa.reg === X86_64_RBP) return makeRow(pc, 'rbp', cfa.offset, rbpOffset, s.ra.offset, 0);
   return special(pc, 'unsupported');
 }
 
@@ -130,61 +129,66 @@ function pushRow(out: UnwindRow[], row: UnwindRow): void {
   out.push(row);
 }
 
-interface FdeRows {
+interface FdeItem {
   fde: Fde;
-  rows: CfaRow[] | undefined; // undefined: undecodable
+  init: CfaState | undefined; // undefined: the CIE's instructions are undecodable
 }
 
 /** Compiles the rows of an `.eh_frame` section located at `vaddr`. */
 export function compileEhFrame(data: Buffer, vaddr: bigint): UnwindTable {
   const parsed = parseEhFrame(data, vaddr);
   const errors = [...parsed.errors];
-  const initialByCie = new Map<Cie, CfaState | Error>();
-  const items: FdeRows[] = [];
-  let badFdes = 0;
+  const initialByCie = new Map<Cie, CfaState | undefined>();
+  const items: FdeItem[] = [];
   for (const fde of parsed.fdes) {
     if (fde.pcEnd <= fde.pcBegin) continue; // empty or discarded (pc_begin 0, range 0)
-    let init = initialByCie.get(fde.cie);
-    if (init === undefined) {
+    if (!initialByCie.has(fde.cie)) {
+      let init: CfaState | undefined;
       try {
         init = cieInitialState(fde.cie);
       } catch (e) {
-        init = e as Error;
-        errors.push(`.eh_frame CIE at 0x${fde.cie.offset.toString(16)}: ${init.message}`);
+        errors.push(`.eh_frame CIE at 0x${fde.cie.offset.toString(16)}: ${(e as Error).message}`);
       }
       initialByCie.set(fde.cie, init);
     }
-    let rows: CfaRow[] | undefined;
-    if (!(init instanceof Error)) {
-      try {
-        rows = runCfaProgram(fde, {}, init);
-      } catch (e) {
-        errors.push(`.eh_frame FDE at 0x${fde.offset.toString(16)}: ${(e as Error).message}`);
-      }
-    }
-    if (!rows) badFdes++;
-    items.push({ fde, rows });
+    items.push({ fde, init: initialByCie.get(fde.cie) });
   }
   items.sort((a, b) => (a.fde.pcBegin < b.fde.pcBegin ? -1 : a.fde.pcBegin > b.fde.pcBegin ? 1 : 0));
 
   const out: UnwindRow[] = [];
   let overlaps = 0;
+  let badFdes = 0;
   for (let i = 0; i < items.length; i++) {
-    const { fde, rows } = items[i];
+    const { fde, init } = items[i];
     const next = items[i + 1]?.fde.pcBegin;
     let end = fde.pcEnd;
     if (next !== undefined && next < end) {
       overlaps++;
       end = next;
     }
-    if (!rows) {
-      pushRow(out, special(fde.pcBegin, 'unsupported'));
-    } else {
+    const limit = Number(end - fde.pcBegin);
+    const mark = out.length;
+    let ok = init !== undefined;
+    if (init) {
       const signal = fde.cie.signalFrame;
-      for (const r of rows) {
-        if (r.start >= end) break;
-        pushRow(out, toUnwindRow(r.start, r, signal));
+      try {
+        forEachCfaRow(fde, init, (startOff, _endOff, s) => {
+          if (startOff >= limit) return;
+          const row = toUnwindRow(0n, s, signal);
+          const last = out[out.length - 1];
+          if (last !== undefined && sameRule(last, row) && startOff > 0) return; // merged, no pc needed
+          row.pc = fde.pcBegin + BigInt(startOff);
+          pushRow(out, row);
+        });
+      } catch (e) {
+        errors.push(`.eh_frame FDE at 0x${fde.offset.toString(16)}: ${(e as Error).message}`);
+        ok = false;
       }
+    }
+    if (!ok) {
+      badFdes++;
+      out.length = mark;
+      pushRow(out, special(fde.pcBegin, 'unsupported'));
     }
     if (next === undefined || next > end) pushRow(out, special(end, 'undefined'));
   }
@@ -238,14 +242,15 @@ export function lookupRow(rows: readonly UnwindRow[], vaddr: bigint): UnwindRow 
  */
 export function encodeRows(rows: readonly UnwindRow[]): Buffer {
   const buf = Buffer.alloc(rows.length * UNWIND_ROW_SIZE);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
     const o = i * UNWIND_ROW_SIZE;
-    buf.writeBigUInt64LE(r.pc, o);
-    buf.writeInt32LE(r.cfaOffset, o + 8);
-    buf.writeUInt8(UNWIND_KIND_CODE[r.cfaReg] | (r.pltThreshold << 4), o + 12);
-    buf.writeInt8(r.raOffset, o + 13);
-    buf.writeInt16LE(r.rbpOffset ?? 0, o + 14);
+    dv.setBigUint64(o, r.pc, true);
+    dv.setInt32(o + 8, r.cfaOffset, true);
+    dv.setUint8(o + 12, UNWIND_KIND_CODE[r.cfaReg] | (r.pltThreshold << 4));
+    dv.setInt8(o + 13, r.raOffset);
+    dv.setInt16(o + 14, r.rbpOffset ?? 0, true);
   }
   return buf;
 }

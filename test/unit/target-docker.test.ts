@@ -216,13 +216,11 @@ describe('DockerClient against a fake daemon', () => {
 
   it('reports an ambiguous prefix with the candidates', async () => {
     daemon.containers = [fake(apisixId, 'apisix'), fake(etcdId, 'etcd'), fake(oldId, 'old', false)];
-    const err = await errorOf(client().inspectContainer('75'));
+    const err = await errorOf(client().inspectContainer('7'));
     expect(err.kind).toBe('ambiguous-container');
+    expect(err.exitCode).toBe(ExitCode.BadArguments);
     expect(err.message).toBe(
-      "container id prefix '75' is ambiguous: 2 containers match (7557a561071d (etcd), 7ab46f7daef5 (apisix)): give more of the id or the name".replace(
-        '7ab46f7daef5 (apisix)',
-        '7ab46f7daef5 (apisix)',
-      ),
+      "container id prefix '7' is ambiguous: 2 containers match (7ab46f7daef5 (apisix), 7557a561071d (etcd)): give more of the id or the name",
     );
   });
 
@@ -261,10 +259,10 @@ describe('DockerClient against a fake daemon', () => {
   it('times out', async () => {
     daemon.hang.add('/containers/apisix/json');
     const started = Date.now();
-    const err = await errorOf(new DockerClient({ socketPath: daemon.socketPath, timeoutMs: 150 }).inspectContainer('apisix'));
+    const err = await errorOf(new DockerClient({ socketPath: daemon.socketPath, timeoutMs: 200 }).inspectContainer('apisix'));
     expect(err.kind).toBe('timeout');
     expect(err.message).toBe(
-      `Docker API on ${daemon.socketPath} did not answer GET /containers/apisix/json within 0.1 s: is dockerd hung?`.replace('0.1 s', '0.2 s'),
+      `Docker API on ${daemon.socketPath} did not answer GET /containers/apisix/json within 0.2 s: is dockerd hung?`,
     );
     expect(Date.now() - started).toBeLessThan(2000);
   });
@@ -275,13 +273,6 @@ describe('DockerClient against a fake daemon', () => {
     expect(err.message).toBe(
       `Docker socket ${join(dir, 'missing.sock')} not found: is dockerd running? set DOCKER_HOST=unix://... to use another`,
     );
-  });
-
-  it('says the default socket in the socket-missing message', async () => {
-    const err = await errorOf(new DockerClient({ socketPath: '/var/run/docker.sock' }).get('/nowhere').then(() => {
-      throw new ContainerError('socket-missing', 'Docker socket /var/run/docker.sock not found: is dockerd running? set DOCKER_HOST=unix://... to use another');
-    }));
-    expect(err.message).toBe('Docker socket /var/run/docker.sock not found: is dockerd running? set DOCKER_HOST=unix://... to use another');
   });
 
   it('maps a dead socket (nothing listening) to socket-refused', async () => {
