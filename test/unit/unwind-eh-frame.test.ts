@@ -41,6 +41,7 @@ interface RefRow {
 
 interface RefFde {
   offset: number;
+  cie: number;
   pcBegin: bigint;
   pcEnd: bigint;
   rows: RefRow[];
@@ -49,7 +50,7 @@ interface RefFde {
 function readelfFrames(file: string): RefFde[] {
   const cieRows = new Map<number, RefRow>();
   const fdes: RefFde[] = [];
-  let cur: { kind: 'CIE' | 'FDE'; offset: number; cie: number; fde?: RefFde } | undefined;
+  let cur: { kind: 'CIE'; offset: number } | { kind: 'FDE'; fde: RefFde } | undefined;
   let cols: string[] = [];
   for (const raw of run('readelf', ['--debug-dump=no-follow-links', '--debug-dump=frames-interp', file]).split('\n')) {
     const line = raw.replace(/\br\d+ \((\w+)\)/g, '$1'); // "r3 (rbx)" in register rules
@@ -57,12 +58,12 @@ function readelfFrames(file: string): RefFde[] {
     if (head) {
       const offset = parseInt(head[1], 16);
       if (head[3] === 'CIE') {
-        cur = { kind: 'CIE', offset, cie: offset };
+        cur = { kind: 'CIE', offset };
       } else {
-        const fde: RefFde = { offset, pcBegin: BigInt('0x' + head[5]), pcEnd: BigInt('0x' + head[6]), rows: [] };
-        cur = { kind: 'FDE', offset, cie: parseInt(head[4], 16), fde };
+        const cie = parseInt(head[4], 16);
+        const fde: RefFde = { offset, cie, pcBegin: BigInt('0x' + head[5]), pcEnd: BigInt('0x' + head[6]), rows: [] };
+        cur = { kind: 'FDE', fde };
         fdes.push(fde);
-        (fde as RefFde & { cie: number }).cie = cur.cie;
       }
       cols = [];
       continue;
@@ -78,13 +79,13 @@ function readelfFrames(file: string): RefFde[] {
       const get = (name: string) => (cols.includes(name) ? f[1 + cols.indexOf(name)] : 'u');
       const r: RefRow = { loc: BigInt('0x' + row[1]), cfa: f[0], rbp: get('rbp'), ra: get('ra') };
       if (cur.kind === 'CIE') cieRows.set(cur.offset, r);
-      else cur.fde!.rows.push(r);
+      else cur.fde.rows.push(r);
     }
   }
   // FDEs without instructions print no table: the CIE's row holds.
   for (const fde of fdes) {
     if (fde.rows.length === 0) {
-      const c = cieRows.get((fde as RefFde & { cie: number }).cie)!;
+      const c = cieRows.get(fde.cie)!;
       fde.rows.push({ ...c, loc: fde.pcBegin });
     }
   }
