@@ -39,6 +39,8 @@ if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.nod
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-fund --no-audit
+  # `npm install` from the committed lock file: npm 11's `npm ci` rejects a
+  # lock that leaves out other platforms' optional packages (rollup's).
+  npm install --no-fund --no-audit
 fi
 npm run --silent build
