@@ -31,6 +31,7 @@ struct walk_state {
 	__u64 frame;  /* link slot of the current frame */
 	__u64 bottom; /* first slot that is not a frame */
 	__u64 L;
+	__u64 link_pc; /* return PC the frame above left in this frame's function */
 	__u32 n;      /* Lua frames recorded */
 	__u32 flags;
 	__s32 gc64;
@@ -97,6 +98,25 @@ static __always_inline __u64 encode_function(const struct walk_state *w, __u64 f
 	return ((__u64)LUA_FRAME_FAST << LUA_FRAME_KIND_SHIFT) | ffid;
 }
 
+/*
+ * Where a Lua function's frame is: the return PC the frame above left,
+ * as an instruction index into the function's bytecode (0: unknown, or not
+ * a Lua function).
+ */
+static __always_inline __u32 function_position(const struct walk_state *w, __u64 fn)
+{
+	__u64 bc = 0;
+	__u8 ffid = 0xff;
+
+	if (!w->link_pc)
+		return 0;
+	if (bpf_probe_read_user(&ffid, sizeof(ffid), (void *)(fn + w->fn_ffid)) || ffid != LJ_FF_LUA)
+		return 0;
+	if (read_wref(w, fn + w->fn_pc, &bc) || w->link_pc <= bc || w->link_pc - bc > (1ULL << 26))
+		return 0;
+	return (w->link_pc - bc) / 4;
+}
+
 /* One frame of the walk; returns 1 to stop. */
 static long walk_step(__u32 index, void *data)
 {
@@ -114,18 +134,26 @@ static long walk_step(__u32 index, void *data)
 		w->flags |= SAMPLE_LUA_BAD_READ;
 		return 1;
 	}
-	/* Skip dummy frames (function slot holds L) and vararg frames. */
-	if (fn != w->L && (ftsz & LJ_FRAME_TYPE) != LJ_FRAME_VARG) {
+	/* A vararg frame stands for the frame below it: keep link_pc for that. */
+	if ((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_VARG) {
+		w->frame -= ftsz & ~(__u64)LJ_FRAME_TYPEP;
+		return 0;
+	}
+	/* Skip dummy frames (function slot holds L). */
+	if (fn != w->L) {
 		if (w->n >= MAX_LUA_FRAMES) {
 			w->flags |= SAMPLE_LUA_TRUNCATED;
 			return 1;
 		}
 		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn);
+		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, fn);
 		w->n++;
 	}
+	w->link_pc = 0;
 	if ((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_LUA) {
 		/* Lua frame: the caller's CALL instruction says how far down it is. */
 		pc = w->gc64 ? ftsz : (__u32)ftsz;
+		w->link_pc = pc;
 		if (bpf_probe_read_user(&ins, sizeof(ins), (void *)(pc - 4))) {
 			w->flags |= SAMPLE_LUA_BAD_READ;
 			return 1;
@@ -184,11 +212,8 @@ static __always_inline __u64 frame_base(const struct lj_offsets *off, struct pro
 	} else if (vmstate == LJ_VMSTATE_INTERP && uregs) {
 		ip = BPF_CORE_READ(uregs, ip);
 		reg = BPF_CORE_READ(uregs, dx);
-		/*
-		 * Until user space has found the VM's code range (shortly after g
-		 * is learned), the frame check alone decides.
-		 */
-		if ((!st->vm_hi || (ip >= st->vm_lo && ip < st->vm_hi)) &&
+		/* User space sets the VM's code range together with g. */
+		if (ip >= st->vm_lo && ip < st->vm_hi &&
 		    read_ref(off, L + off->L_maxstack, &maxstack) == 0 &&
 		    reg > stack && reg <= maxstack && ((reg - stack) & 7) == 0 &&
 		    is_frame_base(off, reg)) {
@@ -205,7 +230,7 @@ static __always_inline void walk_lua(struct proc_state *st, struct pt_regs *ureg
 				     struct sample_key *key)
 {
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	__u64 G = st->g, L = 0, cframe = 0, stack = 0, base;
+	__u64 G = st->g, L = 0, cframe = 0, stack = 0, base, leaf_pc = 0;
 	__s32 vmstate = 0;
 
 	if (!off)
@@ -229,8 +254,12 @@ static __always_inline void walk_lua(struct proc_state *st, struct pt_regs *ureg
 	base = frame_base(off, st, uregs, G, L, vmstate, stack, key);
 	if (!base)
 		return;
+	/* The interpreter keeps the next instruction's address in PC (rbx). */
+	if (cfg.leaf_pc && (key->flags & SAMPLE_BASE_FROM_REG))
+		leaf_pc = BPF_CORE_READ(uregs, bx);
 	struct walk_state w = {
 		.frame = base - LJ_TVALUE_SIZE,
+		.link_pc = leaf_pc,
 		.bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0),
 		.L = L,
 		.gc64 = off->gc64,

@@ -109,29 +109,23 @@ static __always_inline int read_u64(__u64 addr, __u64 *out)
 /* --- programs ------------------------------------------------------------ */
 
 /*
- * LuaJIT API functions take the lua_State as their first argument; its glref
- * gives global_State, once per process. User space detaches these probes
- * once g is known, so requests stop paying for the trap.
+ * LuaJIT API functions take the lua_State as their first argument. The
+ * first one seen per process is enough: user space reads its glref with
+ * each candidate layout, keeps the one that validates, sets g, and detaches
+ * these probes so requests stop paying for the trap.
  */
 SEC("uprobe")
 int BPF_KPROBE(learn_global_state, void *L)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
-	struct lj_offsets *off;
-	__u64 g = 0;
 
 	if (!st)
 		return 0;
 	stat_add(STAT_UPROBE_HITS);
 	__sync_fetch_and_add(&st->uprobe_hits, 1);
-	if (st->g)
-		return 0;
-	off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	if (!off || !L)
-		return 0;
-	if (read_ref(off, (__u64)L + off->L_glref, &g) == 0 && g)
-		st->g = g;
+	if (!st->L && L)
+		st->L = (__u64)L;
 	return 0;
 }
 

@@ -69,6 +69,13 @@ struct sample_key {
 	__u64 kernel[MAX_KERNEL_FRAMES];
 	__u64 user[MAX_USER_FRAMES];
 	__u64 lua[MAX_LUA_FRAMES];
+	/*
+	 * Per Lua frame: the bytecode position its function is at (index of
+	 * the next instruction, as the frame link or PC register holds it),
+	 * 0 when unknown. Callers' positions name their callees (the CALL
+	 * before them); the leaf's is kept only with cfg.leaf_pc.
+	 */
+	__u32 lua_pos[MAX_LUA_FRAMES];
 };
 
 /*
@@ -94,7 +101,8 @@ struct lj_offsets {
 
 /* Per target process, keyed by tgid. User space creates it; BPF fills g. */
 struct proc_state {
-	__u64 g;      /* global_State address, learned by the uprobe */
+	__u64 L;      /* a lua_State the uprobe saw; user space derives g from it */
+	__u64 g;      /* global_State address, set by user space once validated */
 	__u64 vm_lo;  /* [vm_lo, vm_hi): the VM's bytecode handlers (interpreter) */
 	__u64 vm_hi;
 	__u32 table;  /* index into lj_tables; MAX_LJ_TABLES when no LuaJIT */
@@ -114,7 +122,7 @@ enum stat_index {
 /* Settings fixed before load (.rodata). */
 struct profiler_config {
 	__u32 kernel_stacks; /* 1: record kernel frames too */
-	__u32 pad;
+	__u32 leaf_pc;       /* 1: record the leaf Lua frame's position (--lines current) */
 };
 
 #endif

@@ -46,21 +46,38 @@ export function findLuajit(pid: number, maps: readonly Mapping[]): LuajitInProce
 }
 
 /**
- * The table to start with. Debian's and OpenResty's builds of LuaJIT 2.1 on
- * x86-64 are GC64 (OpenResty's branch, "luajit2"), so that table comes
- * first; the choice is confirmed against live memory (validateGlobalState)
- * once the process's global_State is known.
+ * The offset tables that may describe this LuaJIT, most likely first.
+ * OpenResty's branch ("luajit2") exports lua_setexdata, upstream does not;
+ * GC64 is the default on x86-64 in both, so it goes first. Which one is
+ * right is decided against live memory (chooseTable).
  */
-export function pickTable(lj: LuajitInProcess, tables: readonly LuajitTable[]): LuajitTable | null {
-  const ranked = [...tables].sort((a, b) => rank(b, lj) - rank(a, lj));
-  return ranked[0] ?? null;
+export function candidateTables(lj: LuajitInProcess, tables: readonly LuajitTable[]): LuajitTable[] {
+  const openresty = findSymbol(lj.object.symbols, 'lua_setexdata') !== undefined;
+  const family = tables.filter((t) => (t.package === 'luajit2') === openresty);
+  const pool = family.length > 0 ? family : [...tables];
+  return pool.sort((a, b) => rank(b, lj) - rank(a, lj));
 }
 
 function rank(t: LuajitTable, lj: LuajitInProcess): number {
   let score = t.mode === 'gc64' ? 2 : 0;
-  if (t.package === 'luajit2') score += 1;
   if (basename(lj.path).includes(t.version)) score += 4;
   return score;
+}
+
+/**
+ * Given a lua_State the process really used, the first candidate table under
+ * which it leads to a consistent global_State, and that state's address.
+ */
+export function chooseTable(
+  mem: MemoryRead,
+  candidates: readonly LuajitTable[],
+  L: bigint,
+): { table: LuajitTable; g: bigint } | null {
+  for (const table of candidates) {
+    const g = readRef(mem, L + BigInt(table.offsets.L_glref), table.offsets.gc64 === 1);
+    if (g && validateGlobalState(mem, table, g)) return { table, g };
+  }
+  return null;
 }
 
 export interface MemoryRead {

@@ -71,37 +71,41 @@ export function encodeLjOffsets(offsets: Record<string, number>): Buffer {
 }
 
 export interface ProcState {
+  L: bigint;
   g: bigint;
   vmLo: bigint;
   vmHi: bigint;
   table: number;
   uprobeHits: number;
 }
-export const PROC_STATE_SIZE = 32;
+export const PROC_STATE_SIZE = 40;
 
 export function encodeProcState(s: ProcState): Buffer {
   const buf = Buffer.alloc(PROC_STATE_SIZE);
-  buf.writeBigUInt64LE(s.g, 0);
-  buf.writeBigUInt64LE(s.vmLo, 8);
-  buf.writeBigUInt64LE(s.vmHi, 16);
-  buf.writeUInt32LE(s.table, 24);
-  buf.writeUInt32LE(s.uprobeHits, 28);
+  buf.writeBigUInt64LE(s.L, 0);
+  buf.writeBigUInt64LE(s.g, 8);
+  buf.writeBigUInt64LE(s.vmLo, 16);
+  buf.writeBigUInt64LE(s.vmHi, 24);
+  buf.writeUInt32LE(s.table, 32);
+  buf.writeUInt32LE(s.uprobeHits, 36);
   return buf;
 }
 
 export function decodeProcState(buf: Buffer): ProcState {
   return {
-    g: buf.readBigUInt64LE(0),
-    vmLo: buf.readBigUInt64LE(8),
-    vmHi: buf.readBigUInt64LE(16),
-    table: buf.readUInt32LE(24),
-    uprobeHits: buf.readUInt32LE(28),
+    L: buf.readBigUInt64LE(0),
+    g: buf.readBigUInt64LE(8),
+    vmLo: buf.readBigUInt64LE(16),
+    vmHi: buf.readBigUInt64LE(24),
+    table: buf.readUInt32LE(32),
+    uprobeHits: buf.readUInt32LE(36),
   };
 }
 
-export function encodeConfig(c: { kernelStacks: boolean }): Buffer {
+export function encodeConfig(c: { kernelStacks: boolean; leafPc: boolean }): Buffer {
   const buf = Buffer.alloc(8);
   buf.writeUInt32LE(c.kernelStacks ? 1 : 0, 0);
+  buf.writeUInt32LE(c.leafPc ? 1 : 0, 4);
   return buf;
 }
 
@@ -114,7 +118,8 @@ export function u32Key(n: number): Buffer {
 const KERNEL_OFFSET = 24;
 const USER_OFFSET = KERNEL_OFFSET + MAX_KERNEL_FRAMES * 8;
 const LUA_OFFSET = USER_OFFSET + MAX_USER_FRAMES * 8;
-export const SAMPLE_KEY_SIZE = LUA_OFFSET + MAX_LUA_FRAMES * 8;
+const LUA_POS_OFFSET = LUA_OFFSET + MAX_LUA_FRAMES * 8;
+export const SAMPLE_KEY_SIZE = LUA_POS_OFFSET + MAX_LUA_FRAMES * 4;
 
 /** One unique stack as the kernel counted it; frame arrays are leaf first. */
 export interface SampleKey {
@@ -124,6 +129,8 @@ export interface SampleKey {
   kernel: bigint[];
   user: bigint[];
   lua: bigint[];
+  /** Per Lua frame: bytecode position (next instruction index), 0 unknown. */
+  luaPos: number[];
 }
 
 function readWords(buf: Buffer, offset: number, count: number): bigint[] {
@@ -146,6 +153,7 @@ export function decodeSampleKey(buf: Buffer): SampleKey {
     kernel: readWords(buf, KERNEL_OFFSET, nKernel),
     user: readWords(buf, USER_OFFSET, nUser),
     lua: readWords(buf, LUA_OFFSET, nLua),
+    luaPos: Array.from({ length: nLua }, (_, i) => buf.readUInt32LE(LUA_POS_OFFSET + i * 4)),
   };
 }
 

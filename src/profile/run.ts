@@ -4,7 +4,7 @@
 // Everything attached is released on every path, including errors.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type LuajitInProcess, findLuajit, interpreterRange, pickTable, validateGlobalState, widenToVm } from '../luajit/detect.js';
+import { type LuajitInProcess, candidateTables, chooseTable, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
   decodeProcState,
@@ -32,6 +32,8 @@ export interface RunOptions {
   durationSec: number;
   frequency: number;
   kernelStacks: boolean;
+  /** Record the leaf Lua frame's current position (for --lines current). */
+  leafPositions?: boolean;
   log: Logger;
   /** Ends sampling early (Ctrl-C); the run still returns what it has. */
   signal?: AbortSignal;
@@ -69,7 +71,7 @@ export function bpfObjectPath(): string {
 interface Target {
   ctx: ProcessContext;
   luajit: LuajitInProcess | null;
-  tableIndex: number;
+  candidates: LuajitTable[];
   uprobeLinks: number[];
   gKnown: boolean;
 }
@@ -77,34 +79,25 @@ interface Target {
 export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const { log } = opts;
   const tables = loadOffsetTables();
+  if (tables.length > MAX_LJ_TABLES) throw new Error(`more than ${MAX_LJ_TABLES} LuaJIT offset tables`);
   const targets = new Map<number, Target>();
-  const usedTables: LuajitTable[] = [];
   const contexts = new Map<number, ProcessContext>();
 
   for (const pid of opts.pids) {
     const maps = readProcMaps(pid);
     const luajit = findLuajit(pid, maps);
-    let table: LuajitTable | null = null;
-    if (!luajit) {
-      log.warn({ pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
-    } else {
-      table = pickTable(luajit, tables);
-    }
-    let tableIndex = MAX_LJ_TABLES;
-    if (table) {
-      tableIndex = usedTables.indexOf(table);
-      if (tableIndex < 0) tableIndex = usedTables.push(table) - 1;
-    }
+    if (!luajit) log.warn({ pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
     const ctx: ProcessContext = {
       pid,
       maps,
       mem: luajit ? openProcessMemory(pid) : null,
-      table,
+      table: null,
       luajitPath: luajit?.path ?? null,
       vm: null,
     };
     contexts.set(pid, ctx);
-    targets.set(pid, { ctx, luajit, tableIndex, uprobeLinks: [], gKnown: false });
+    const candidates = luajit ? candidateTables(luajit, tables) : [];
+    targets.set(pid, { ctx, luajit, candidates, uprobeLinks: [], gKnown: false });
   }
 
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'));
@@ -150,16 +143,16 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
   const started = Date.now();
   try {
-    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks }));
+    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.leafPositions ?? false }));
     session.load();
-    usedTables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
+    tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     for (const [pid, t] of targets) {
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ g: 0n, vmLo: 0n, vmHi: 0n, table: t.tableIndex, uprobeHits: 0 }));
-      if (t.luajit && t.ctx.table) {
+      session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: MAX_LJ_TABLES, uprobeHits: 0 }));
+      if (t.luajit && t.candidates.length > 0) {
         for (const probe of t.luajit.probeOffsets) {
           t.uprobeLinks.push(session.attachUprobe('learn_global_state', pid, t.luajit.hostPath, Number(probe.fileOffset)));
         }
-        log.debug({ pid, luajit: t.luajit.path, table: tableName(t.ctx.table), probes: t.luajit.probeOffsets.length }, 'uprobes attached');
+        log.debug({ pid, luajit: t.luajit.path, candidates: t.candidates.map(tableName), probes: t.luajit.probeOffsets.length }, 'uprobes attached');
       }
     }
     const cpus = session.attachPerfEvent('sample_stack', opts.frequency);
@@ -173,7 +166,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       // its requests pay for the uprobe and its VM range is not set.
       const pending = [...targets.values()].some((t) => t.uprobeLinks.length > 0);
       await sleep(Math.min(pending ? FAST_POLL_MS : POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
-      learnGlobalStates(session, targets, log);
+      learnGlobalStates(session, targets, tables, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
         await flipAndDrain();
         lastDrain = Date.now();
@@ -215,34 +208,49 @@ function readStats(session: NativeSession): number[] {
 }
 
 /**
- * For each process whose uprobe has reported global_State: check it against
- * live memory, find the interpreter's range, and detach the uprobes so its
- * requests stop paying for the trap.
+ * For each process whose uprobe has reported a lua_State: find the offset
+ * table under which it leads to a consistent global_State, find the
+ * interpreter's code range, tell the kernel side, and detach the uprobes so
+ * the process's requests stop paying for the trap.
  */
-function learnGlobalStates(session: NativeSession, targets: Map<number, Target>, log: Logger): void {
+function learnGlobalStates(session: NativeSession, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
   for (const [pid, t] of targets) {
-    if (t.gKnown || t.uprobeLinks.length === 0) continue;
+    if (t.gKnown || t.uprobeLinks.length === 0 || !t.luajit) continue;
     const raw = session.mapLookup('procs', u32Key(pid));
     if (!raw) continue;
     const state = decodeProcState(raw);
-    if (state.g === 0n) continue;
+    if (state.L === 0n) continue;
     t.gKnown = true;
-    for (const link of t.uprobeLinks) session.detach(link);
-    t.uprobeLinks = [];
     const { ctx } = t;
-    if (!ctx.mem || !ctx.table || !validateGlobalState(ctx.mem, ctx.table, state.g)) {
-      log.warn({ pid, g: `0x${state.g.toString(16)}` }, `pid ${pid}: LuaJIT state does not match the ${ctx.table ? tableName(ctx.table) : 'known'} layout: profiling C frames only`);
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, g: 0n, table: MAX_LJ_TABLES }));
-      ctx.table = null;
+    const lj = t.luajit!;
+    const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
+    if (!chosen) {
+      detachAll(session, t);
+      log.warn({ pid, luajit: lj.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj.path}: profiling C frames only`);
       continue;
     }
-    const lj = t.luajit!;
-    const handlers = interpreterRange(ctx.mem, ctx.table, state.g, lj.textMapping);
+    ctx.table = chosen.table;
+    const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
     const range = handlers ? widenToVm(handlers, lj) : null;
     ctx.vm = range;
-    session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }));
-    log.debug({ pid, g: `0x${state.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null }, 'global_State learned; uprobes detached');
+    session.mapUpdate(
+      'procs',
+      u32Key(pid),
+      encodeProcState({ ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }),
+    );
+    // Detaching waits for the kernel to quiesce (tens of ms per probe):
+    // only now, so the samples meanwhile already get Lua frames.
+    detachAll(session, t);
+    log.info(
+      { pid, luajit: lj.path, table: tableName(chosen.table), g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
+      `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
+    );
   }
+}
+
+function detachAll(session: NativeSession, t: Target): void {
+  for (const link of t.uprobeLinks) session.detach(link);
+  t.uprobeLinks = [];
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

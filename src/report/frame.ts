@@ -16,15 +16,21 @@ export interface LuaFrame {
 // The location starts at the first " (" (or a leading "("): Lua function
 // names have no spaces, while chunk names may contain ":" and parentheses.
 const LUA_PARTS = /^(?:(.*?)\s)?\((.*):(\d+)\)$/s;
+// stapxx (lj-lua-stacks, ngx-sample-lua-bt): `@chunk:line` or `=chunk:line`,
+// `T:` in front for a frame in compiled code. No function name.
+const STAPXX_PARTS = /^(?:T:)?[@=](.*):(\d+)$/s;
 
-/** Split a Lua frame name into its parts; null for any other kind of frame. */
+/**
+ * Split a Lua frame name into its parts; null for any other kind of frame.
+ * Reads our own frames and stapxx's (`@/app/work.lua:12`, name '').
+ */
 export function parseLuaFrame(frame: string): LuaFrame | null {
   if (frameKind(frame) !== 'lua') return null;
   const m = LUA_PARTS.exec(frame);
-  if (!m) return null;
-  const line = Number(m[3]);
-  if (!Number.isSafeInteger(line)) return null;
-  return { name: m[1] ?? '', chunk: m[2], line };
+  const s = m ? null : STAPXX_PARTS.exec(frame);
+  const line = Number(m ? m[3] : s?.[2]);
+  if ((!m && !s) || !Number.isSafeInteger(line)) return null;
+  return m ? { name: m[1] ?? '', chunk: m[2], line } : { name: '', chunk: s![1], line };
 }
 
 export function checkCount(count: number): void {

@@ -21,7 +21,7 @@ const resolvers: FrameResolvers = {
 };
 
 function key(partial: Partial<SampleKey>): SampleKey {
-  return { pid: 7, flags: 0, vmstate: VmState.None, kernel: [], user: [], lua: [], ...partial };
+  return { pid: 7, flags: 0, vmstate: VmState.None, kernel: [], user: [], lua: [], luaPos: [], ...partial };
 }
 
 const luaWord = (n: number) => (BigInt(LuaFrameKind.Lua) << LUA_FRAME_KIND_SHIFT) | BigInt(n);

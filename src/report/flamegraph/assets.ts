@@ -6,26 +6,40 @@
 //   <g id="frames" data-x0 data-span data-cw>  left edge and width of the
 //       root frame in pixels, and the width of one label character;
 //   <g class="f" data-x data-w data-d>  a frame's offset and width in
-//       samples, and its depth (0 = root);
-//   its <title> "name (N samples, P%)", from which the name is recovered.
+//       samples, and its depth (0 = root); frames come in depth-first
+//       pre-order, root first, so offsets never decrease;
+//   its <title> "name (details)", from which the name is recovered;
+//   the controls #reset, #search, #matched and #status (each optional).
+//
 // Zooming keeps the clicked frame's subtree, stretched to the full width;
 // its ancestors span the width, faded; all other frames are hidden.
+// Searching marks frames whose name matches a regular expression (any case
+// when the text is all lower case; a literal match when it is not a valid
+// expression) and shows what share of all samples lies under a match,
+// counting nested matches once. Zoom and search live in the URL fragment
+// (`#zoom=<depth>,<offset>&search=<text>`), so a reload or a shared link
+// shows the same view, and Back/Forward step through earlier views.
 
 export const FLAMEGRAPH_CSS = `
 .f { cursor: pointer; }
 .f:hover rect { stroke: #222; stroke-width: 0.6; }
 .f text { pointer-events: none; fill: #000; }
 .faded { opacity: 0.55; }
-#reset { cursor: pointer; fill: #0645ad; }
-#status { fill: #333; }
+.f.match rect { fill: #e23ce2; }
+#reset, #search { cursor: pointer; fill: #0645ad; }
+#reset:hover, #search:hover { text-decoration: underline; }
+#status, #matched { fill: #333; }
 `;
 
 export const FLAMEGRAPH_SCRIPT = `
 (function () {
   'use strict';
+  var win = typeof window === 'undefined' ? null : window;
   var box = document.getElementById('frames');
   if (!box) return;
-  var reset = document.getElementById('reset');
+  var resetButton = document.getElementById('reset');
+  var searchButton = document.getElementById('search');
+  var matched = document.getElementById('matched');
   var status = document.getElementById('status');
   var hint = status ? status.textContent : '';
   var x0 = Number(box.getAttribute('data-x0'));
@@ -35,7 +49,7 @@ export const FLAMEGRAPH_SCRIPT = `
   var gs = box.getElementsByTagName('g');
   for (var i = 0; i < gs.length; i++) {
     var info = gs[i].getElementsByTagName('title')[0].textContent;
-    frames.push({
+    var frame = {
       g: gs[i],
       rect: gs[i].getElementsByTagName('rect')[0],
       text: gs[i].getElementsByTagName('text')[0],
@@ -43,9 +57,18 @@ export const FLAMEGRAPH_SCRIPT = `
       w: Number(gs[i].getAttribute('data-w')),
       d: Number(gs[i].getAttribute('data-d')),
       name: info.slice(0, info.lastIndexOf(' (')),
-      info: info
-    });
+      info: info,
+      faded: false,
+      hit: false
+    };
+    gs[i].flameFrame = frame;
+    frames.push(frame);
   }
+  if (!frames.length) return;
+  var root = frames[0];
+  var zoomed = root;
+  var term = '';
+
   function px(v) { return String(Math.round(v * 100) / 100); }
   function fit(name, width) {
     if (!(cw > 0)) return '';
@@ -60,37 +83,125 @@ export const FLAMEGRAPH_SCRIPT = `
     f.text.setAttribute('x', px(x0 + left + 3));
     f.text.textContent = fit(f.name, width);
   }
+  function paint(f) {
+    f.g.setAttribute('class', 'f' + (f.faded ? ' faded' : '') + (f.hit ? ' match' : ''));
+  }
   function frameOf(node) {
     while (node && node !== box) {
-      for (var i = 0; i < frames.length; i++) if (frames[i].g === node) return frames[i];
+      if (node.flameFrame) return node.flameFrame;
       node = node.parentNode;
     }
     return null;
   }
-  function zoom(z) {
+
+  function showZoom(z) {
+    zoomed = z;
     var scale = span / z.w;
     for (var i = 0; i < frames.length; i++) {
       var f = frames[i];
       if (f.d >= z.d && f.x >= z.x && f.x + f.w <= z.x + z.w) {
         f.g.removeAttribute('display');
-        f.g.setAttribute('class', 'f');
+        f.faded = false;
         place(f, (f.x - z.x) * scale, f.w * scale);
       } else if (f.d < z.d && f.x <= z.x && f.x + f.w >= z.x + z.w) {
         f.g.removeAttribute('display');
-        f.g.setAttribute('class', 'f faded');
+        f.faded = true;
         place(f, 0, span);
       } else {
         f.g.setAttribute('display', 'none');
+        f.faded = false;
       }
+      paint(f);
     }
-    if (reset) {
-      if (z.d === 0) reset.setAttribute('display', 'none');
-      else reset.removeAttribute('display');
+    if (resetButton) {
+      if (z === root) resetButton.setAttribute('display', 'none');
+      else resetButton.removeAttribute('display');
     }
   }
+
+  function pattern(text) {
+    var flags = text.toLowerCase() === text ? 'i' : '';
+    try {
+      return new RegExp(text, flags);
+    } catch (e) {
+      return new RegExp(text.replace(/[.*+?^$\\{\\}()|[\\]\\\\]/g, '\\\\$&'), flags);
+    }
+  }
+  function showSearch(text) {
+    term = text;
+    var re = text ? pattern(text) : null;
+    var covered = 0;
+    var end = -1;
+    for (var i = 0; i < frames.length; i++) {
+      var f = frames[i];
+      f.hit = re !== null && re.test(f.name);
+      paint(f);
+      // Pre-order: offsets never decrease and a nested match lies inside
+      // the one before it, so a running end counts every sample once.
+      if (f.hit && f.x + f.w > end) {
+        covered += f.x + f.w - Math.max(f.x, end);
+        end = f.x + f.w;
+      }
+    }
+    if (matched) {
+      matched.textContent = text
+        ? 'Matched: ' + (covered * 100 / root.w).toFixed(2) + '% (' + covered + ' of ' + root.w + ' samples)'
+        : '';
+    }
+    if (searchButton) searchButton.textContent = text ? 'Reset search' : 'Search';
+  }
+
+  function fragment() {
+    var parts = [];
+    if (zoomed !== root) parts.push('zoom=' + zoomed.d + ',' + zoomed.x);
+    if (term) parts.push('search=' + encodeURIComponent(term));
+    return parts.length ? '#' + parts.join('&') : '';
+  }
+  function save() {
+    if (!win || !win.location || !win.history) return;
+    var next = fragment();
+    if (next === win.location.hash) return;
+    try {
+      win.history.pushState(null, '', next || win.location.href.split('#')[0]);
+    } catch (e) {
+      // Documents that may not change their URL keep the view unsaved.
+    }
+  }
+  function restore() {
+    var hash = win && win.location ? win.location.hash.replace(/^#/, '') : '';
+    var z = root;
+    var text = '';
+    var parts = hash ? hash.split('&') : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf('=');
+      var key = eq < 0 ? parts[i] : parts[i].slice(0, eq);
+      var value = eq < 0 ? '' : parts[i].slice(eq + 1);
+      var at = /^(\\d+),(\\d+)$/.exec(value);
+      if (key === 'zoom' && at) {
+        for (var j = 0; j < frames.length; j++) {
+          if (frames[j].d === Number(at[1]) && frames[j].x === Number(at[2])) z = frames[j];
+        }
+      } else if (key === 'search') {
+        try { text = decodeURIComponent(value); } catch (e) { text = ''; }
+      }
+    }
+    if (z !== zoomed) showZoom(z);
+    if (text !== term) showSearch(text);
+  }
+
+  function askSearch() {
+    if (!win || !win.prompt) return;
+    var text = win.prompt('Search frames (a regular expression; all lower case matches any case):', term);
+    if (text === null || text === undefined) return;
+    showSearch(String(text));
+    save();
+  }
+
   box.addEventListener('click', function (e) {
     var f = frameOf(e.target);
-    if (f) zoom(f);
+    if (!f) return;
+    showZoom(f);
+    save();
   });
   box.addEventListener('mouseover', function (e) {
     var f = frameOf(e.target);
@@ -99,8 +210,34 @@ export const FLAMEGRAPH_SCRIPT = `
   box.addEventListener('mouseout', function () {
     if (status) status.textContent = hint;
   });
-  if (reset && frames.length) {
-    reset.addEventListener('click', function () { zoom(frames[0]); });
+  if (resetButton) {
+    resetButton.addEventListener('click', function () {
+      showZoom(root);
+      save();
+    });
   }
+  if (searchButton) {
+    searchButton.addEventListener('click', function () {
+      if (term) {
+        showSearch('');
+        save();
+      } else {
+        askSearch();
+      }
+    });
+  }
+  if (document.addEventListener) {
+    document.addEventListener('keydown', function (e) {
+      if (e.key === '/' || ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F'))) {
+        if (e.preventDefault) e.preventDefault();
+        askSearch();
+      } else if (e.key === 'Escape' && term) {
+        showSearch('');
+        save();
+      }
+    });
+  }
+  if (win && win.addEventListener) win.addEventListener('popstate', restore);
+  restore();
 })();
 `;

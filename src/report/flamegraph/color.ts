@@ -2,7 +2,10 @@
 // a stable spot inside it. No randomness, so golden SVGs stay byte-identical.
 
 /**
- * - `lua`: `name (chunk:line)` or `(chunk:line)`
+ * - `lua`: `name (chunk:line)` or `(chunk:line)`; also the Lua frames of
+ *   stapxx's lj-lua-stacks/ngx-sample-lua-bt collapsed output
+ *   (`@/app/work.lua:12`, `=content_by_lua(nginx.conf:40):3`, and trace
+ *   frames `T:@/app/work.lua:12`)
  * - `kernel`: names ending in `_[k]`
  * - `vm`: bracketed pseudo frames such as `[GC]`, `[JIT compiler]`,
  *   `[trace exit]`, `[unknown]`, `[libfoo.so+0x12]`
@@ -14,13 +17,26 @@ export type FrameKind = 'lua' | 'kernel' | 'vm' | 'native';
 // the whole name or after a space. The chunk may itself contain `:` and
 // parentheses (`content_by_lua(nginx.conf:40)`), so match greedily.
 const LUA_FRAME = /(?:^|\s)\(.*:\d+\)$/;
+// stapxx writes a Lua frame as its chunk name (`@file` or `=name`) and line.
+const STAPXX_LUA_FRAME = /^(?:T:)?[@=].*:\d+$/;
 
 export function frameKind(name: string): FrameKind {
   if (name.endsWith('_[k]')) return 'kernel';
   if (name.length >= 2 && name.startsWith('[') && name.endsWith(']')) return 'vm';
-  if (LUA_FRAME.test(name)) return 'lua';
+  if (LUA_FRAME.test(name) || STAPXX_LUA_FRAME.test(name)) return 'lua';
   return 'native';
 }
+
+/**
+ * How frames are coloured:
+ * - `kind` (default): the frame kind picks a hue band (Lua green, native C
+ *   red to yellow, kernel blue, VM states and unresolved frames violet), the
+ *   name a stable spot inside it;
+ * - `hot`: every frame in the red-to-yellow band, as flamegraph.pl does;
+ * - `mono`: shades of one blue-grey, for print and so search matches stand out.
+ */
+export type ColorScheme = 'kind' | 'hot' | 'mono';
+export const COLOR_SCHEMES: readonly ColorScheme[] = ['kind', 'hot', 'mono'];
 
 /** 32-bit FNV-1a over the UTF-16 code units of `text`. */
 export function hashName(text: string): number {
@@ -51,6 +67,8 @@ const BANDS: Record<FrameKind, Band> = {
   vm: { hue: [265, 300], sat: [0.35, 0.5], light: [0.6, 0.72] },
 };
 
+const MONO: Band = { hue: [200, 215], sat: [0.12, 0.22], light: [0.62, 0.8] };
+
 function within(range: [number, number], fraction: number): number {
   return range[0] + (range[1] - range[0]) * fraction;
 }
@@ -78,10 +96,10 @@ function hslToHex(hueDeg: number, s: number, l: number): string {
 
 /**
  * The fill colour for a frame, as `#rrggbb`: the same name always gets the
- * same colour, and frames of one kind share a hue band.
+ * same colour, and (in the `kind` scheme) frames of one kind share a hue band.
  */
-export function frameColor(name: string): string {
-  const band = BANDS[frameKind(name)];
+export function frameColor(name: string, scheme: ColorScheme = 'kind'): string {
+  const band = scheme === 'hot' ? BANDS.native : scheme === 'mono' ? MONO : BANDS[frameKind(name)];
   const h = hashName(name);
   // Three independent-ish fractions from different bits of the hash.
   const fHue = (h & 0xffff) / 0xffff;

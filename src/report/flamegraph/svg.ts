@@ -1,10 +1,11 @@
 // Render pass: stacks -> a self-contained, interactive flame graph SVG.
-// The root ("all") is at the bottom and callees grow upwards. Output depends
-// only on the input and options: no dates, no random ids.
+// The root ("all") is at the bottom and callees grow upwards (or, inverted,
+// an icicle graph: root at the top, callees below). Output depends only on
+// the input and options: no dates, no random ids.
 
 import type { Stack } from '../stack.js';
 import { FLAMEGRAPH_CSS, FLAMEGRAPH_SCRIPT } from './assets.js';
-import { frameColor } from './color.js';
+import { COLOR_SCHEMES, frameColor, type ColorScheme } from './color.js';
 import { layoutNodes, type FrameRect } from './layout.js';
 import { mergeStacks, type FrameNode } from './merge.js';
 
@@ -19,6 +20,15 @@ export interface FlameGraphOptions {
   frameHeight?: number;
   /** Frames narrower than this many pixels are left out. Default 0.1. */
   minWidthPx?: number;
+  /**
+   * Frames narrower than this percentage of all samples are left out
+   * (0..100). When given, it replaces minWidthPx.
+   */
+  minWidthPercent?: number;
+  /** Icicle graph: root at the top, callees below their callers. Default false. */
+  inverted?: boolean;
+  /** Colour scheme of the plain flame graph (see ColorScheme). Default "kind". */
+  colors?: ColorScheme;
 }
 
 const DEFAULTS = {
@@ -26,6 +36,7 @@ const DEFAULTS = {
   width: 1200,
   frameHeight: 16,
   minWidthPx: 0.1,
+  colors: 'kind' as ColorScheme,
 };
 
 const PAD_X = 10;
@@ -37,7 +48,7 @@ const CHAR_WIDTH_EM = 0.6;
 /** Gap between a frame's left edge and its label. */
 const LABEL_INSET = 3;
 const ROOT_NAME = 'all';
-const HINT = 'Click a frame to zoom in; hover for details.';
+const HINT = 'Click a frame to zoom in; hover for details; / or Ctrl-F to search.';
 
 /** Escape text for use in XML content and double-quoted attributes. */
 export function escapeXml(text: string): string {
@@ -115,19 +126,26 @@ export interface FramePainter {
   info(node: FrameNode, rect: FrameRect, rootTotal: number): string;
 }
 
-const PLAIN_PAINTER: FramePainter = {
-  fill: (node) => frameColor(node.name),
-  info: (node, _rect, rootTotal) => `${node.name} (${node.total} samples, ${percent(node.total, rootTotal)}%)`,
-};
+function plainPainter(scheme: ColorScheme): FramePainter {
+  return {
+    fill: (node) => frameColor(node.name, scheme),
+    info: (node, _rect, rootTotal) => `${node.name} (${node.total} samples, ${percent(node.total, rootTotal)}%)`,
+  };
+}
 
 /**
  * Render stacks (root first) as a flame graph SVG document. Frames get a
- * tooltip `name (N samples, P%)`, a colour from their kind and name, and a
- * label cut to fit; clicking a frame zooms into it. With no samples the
- * image just says "no samples".
+ * tooltip `name (N samples, P%)`, a colour from the colour scheme (by
+ * default from their kind and name), and a label cut to fit; clicking a
+ * frame zooms into it, "Search" highlights matching frames. With no samples
+ * the image just says "no samples".
  */
 export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {}): string {
-  return renderFrameTree(mergeStacks(stacks, ROOT_NAME), options, PLAIN_PAINTER);
+  const colors = options.colors ?? DEFAULTS.colors;
+  if (!COLOR_SCHEMES.includes(colors)) {
+    throw new RangeError(`flame graph option colors must be one of ${COLOR_SCHEMES.join(', ')}, got ${String(colors)}`);
+  }
+  return renderFrameTree(mergeStacks(stacks, ROOT_NAME), options, plainPainter(colors));
 }
 
 /**
@@ -139,12 +157,20 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
   const subtitle = options.subtitle;
   const width = options.width ?? DEFAULTS.width;
   const frameHeight = options.frameHeight ?? DEFAULTS.frameHeight;
-  const minWidthPx = options.minWidthPx ?? DEFAULTS.minWidthPx;
   checkOption('width', width, 2 * PAD_X, false);
   checkOption('frameHeight', frameHeight, 1, true);
-  checkOption('minWidthPx', minWidthPx, 0, true);
-
   const span = width - 2 * PAD_X;
+  let minWidthPx = options.minWidthPx ?? DEFAULTS.minWidthPx;
+  checkOption('minWidthPx', minWidthPx, 0, true);
+  if (options.minWidthPercent !== undefined) {
+    const pct = options.minWidthPercent;
+    if (!(pct >= 0 && pct <= 100)) {
+      throw new RangeError(`flame graph option minWidthPercent must be a number from 0 to 100, got ${String(pct)}`);
+    }
+    minWidthPx = (span * pct) / 100;
+  }
+  const inverted = options.inverted ?? false;
+
   const laid = layoutNodes(root, { widthPx: span, minWidthPx });
   const fontSize = Math.max(0, Math.min(MAX_FONT_SIZE, frameHeight - 3));
   const charWidth = fontSize * CHAR_WIDTH_EM;
@@ -161,9 +187,6 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
       ` viewBox="0 0 ${px(width)} ${px(height)}" font-family="monospace" font-size="12">`,
   );
   out.push(`<style type="text/css"><![CDATA[${FLAMEGRAPH_CSS}]]></style>`);
-  if (laid.length > 0) {
-    out.push(`<script type="text/ecmascript"><![CDATA[${FLAMEGRAPH_SCRIPT}]]></script>`);
-  }
   out.push(`<rect x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#f8f8f8"/>`);
   out.push(
     `<text x="${px(width / 2)}" y="${TITLE_Y}" text-anchor="middle" font-size="17">${escapeXml(title)}</text>`,
@@ -183,6 +206,7 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
   }
 
   out.push(`<text id="reset" x="${PAD_X}" y="${TITLE_Y}" display="none">Reset zoom</text>`);
+  out.push(`<text id="search" x="${px(width - PAD_X)}" y="${TITLE_Y}" text-anchor="end">Search</text>`);
   out.push(
     `<g id="frames" data-x0="${PAD_X}" data-span="${px(span)}" data-cw="${px(charWidth)}"` +
       ` font-size="${px(fontSize)}">`,
@@ -192,7 +216,7 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
   for (const { rect: r, node } of laid) {
     const x = PAD_X + r.x * pxPerSample;
     const w = r.width * pxPerSample;
-    const y = framesTop + (maxDepth - r.depth) * frameHeight;
+    const y = framesTop + (inverted ? r.depth : maxDepth - r.depth) * frameHeight;
     const label = fontSize > 0 ? fitLabel(r.name, w, charWidth) : '';
     const baseline = y + (frameHeight - 1) / 2 + fontSize * 0.35;
     out.push(
@@ -205,6 +229,9 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
   }
   out.push('</g>');
   out.push(`<text id="status" x="${PAD_X}" y="${px(framesBottom + 18)}">${escapeXml(HINT)}</text>`);
+  out.push(`<text id="matched" x="${px(width - PAD_X)}" y="${px(framesBottom + 18)}" text-anchor="end"></text>`);
+  // Last, so the elements it looks up exist when a browser runs it.
+  out.push(`<script type="text/ecmascript"><![CDATA[${FLAMEGRAPH_SCRIPT}]]></script>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

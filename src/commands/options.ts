@@ -1,0 +1,131 @@
+// Option parsers and option groups shared by the commands. Each parser
+// throws commander's InvalidArgumentError with an exact message; the CLI
+// prints it on one line and exits with code 2.
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { COLOR_SCHEMES, type ColorScheme } from '../report/flamegraph/color.js';
+import type { FlameGraphOptions } from '../report/flamegraph/svg.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
+
+export function integerIn(name: string, min: number, max: number): (value: string) => number {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+export function durationSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 86_400) {
+    throw new InvalidArgumentError('duration must be a number of seconds above 0 and at most 86400');
+  }
+  return n;
+}
+
+/** `--minwidth`: pixels (`0.1`) or a share of all samples (`0.5%`). */
+export type MinWidth = { px: number } | { percent: number };
+
+export function minWidth(value: string): MinWidth {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(%?)$/.exec(value.trim());
+  const n = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isFinite(n) || (m[2] === '%' ? n > 100 : n > 100_000)) {
+    throw new InvalidArgumentError('minwidth must be pixels (e.g. 0.1) or a percentage of all samples (e.g. 0.5%), from 0 to 100%');
+  }
+  return m[2] === '%' ? { percent: n } : { px: n };
+}
+
+export function colorScheme(value: string): ColorScheme {
+  if (!(COLOR_SCHEMES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`colors must be one of ${COLOR_SCHEMES.join(', ')}`);
+  }
+  return value as ColorScheme;
+}
+
+export function title(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('title must not be empty');
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) throw new InvalidArgumentError('title must not contain control characters');
+  return value;
+}
+
+export function logLevel(value: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`log level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return value as LogLevel;
+}
+
+export function logFormat(value: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`log format must be ${LOG_FORMATS.join(' or ')}`);
+  }
+  return value as LogFormat;
+}
+
+export function saturatePp(value: string): number {
+  const n = Number(value);
+  if (!/^(\d+(\.\d+)?|\.\d+)$/.test(value.trim()) || !(n > 0) || n > 100) {
+    throw new InvalidArgumentError('saturate must be a number of percentage points above 0 and at most 100');
+  }
+  return n;
+}
+
+/** A path option: anything but the empty string. */
+export function path(name: string): (value: string) => string {
+  return (value: string): string => {
+    if (value === '') throw new InvalidArgumentError(`${name} must be a file path`);
+    return value;
+  };
+}
+
+export interface LogOptions {
+  logLevel: LogLevel;
+  /** Unset: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
+}
+
+export function addLogOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--log-level <level>', `${LOG_LEVELS.join(', ')}`).argParser(logLevel).default('info'))
+    .addOption(
+      new Option('--log-format <format>', 'pretty or json (default: pretty on a terminal, json otherwise)').argParser(logFormat),
+    );
+}
+
+export interface FlameGraphCliOptions {
+  title?: string;
+  width: number;
+  minwidth: MinWidth;
+  inverted: boolean;
+  colors: ColorScheme;
+}
+
+/** --title, --width, --minwidth, --inverted and, unless `withColors` is false, --colors. */
+export function addFlameGraphOptions(cmd: Command, withColors = true): Command {
+  cmd
+    .option('--title <text>', 'heading of the flame graph', title)
+    .option('--width <px>', 'image width in pixels', integerIn('width', 200, 100_000), 1200)
+    .addOption(
+      new Option('--minwidth <px|pct%>', 'leave out frames narrower than this many pixels, or this share of all samples')
+        .argParser(minWidth)
+        .default({ px: 0.1 }, '0.1'),
+    )
+    .option('--inverted', 'icicle graph: root at the top, callees below', false);
+  if (withColors) {
+    cmd.option('--colors <scheme>', `${COLOR_SCHEMES.join(', ')} (kind: Lua green, C red-yellow, kernel blue, VM violet)`, colorScheme, 'kind');
+  }
+  return cmd;
+}
+
+/** Renderer options from the parsed flame graph flags. */
+export function flameGraphOptions(o: FlameGraphCliOptions, defaults: { title: string; subtitle?: string }): FlameGraphOptions {
+  return {
+    title: o.title ?? defaults.title,
+    ...(defaults.subtitle !== undefined ? { subtitle: defaults.subtitle } : {}),
+    width: o.width,
+    ...('percent' in o.minwidth ? { minWidthPercent: o.minwidth.percent } : { minWidthPx: o.minwidth.px }),
+    inverted: o.inverted,
+    ...(o.colors ? { colors: o.colors } : {}),
+  };
+}
