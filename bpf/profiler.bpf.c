@@ -202,10 +202,17 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 		stat_add(STAT_USER_STACK_FAIL);
 
 	uregs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (st->g)
+	if (st->g) {
 		walk_lua(st, uregs, key);
-	else
+	} else {
+		/*
+		 * A process that never calls the LuaJIT API while we watch (a
+		 * script in one long lua_pcall) still runs the VM, which keeps
+		 * GG_State's dispatch table in r14: offer it to user space.
+		 */
+		st->dispatch = BPF_CORE_READ(uregs, r14);
 		key->flags |= SAMPLE_NO_G;
+	}
 
 	count_sample(key);
 	return 0;

@@ -102,6 +102,7 @@ struct lj_offsets {
 /* Per target process, keyed by tgid. User space creates it; BPF fills g. */
 struct proc_state {
 	__u64 L;      /* a lua_State the uprobe saw; user space derives g from it */
+	__u64 dispatch; /* r14 at a recent sample: the VM's DISPATCH register when it ran */
 	__u64 g;      /* global_State address, set by user space once validated */
 	__u64 vm_lo;  /* [vm_lo, vm_hi): the VM's bytecode handlers (interpreter) */
 	__u64 vm_hi;

@@ -171,6 +171,7 @@ gcc -O0 -o "$TMP/offsets" -I"$BUILDDIR/src" \
   -D_FILE_OFFSET_BITS=64 -D_LARGEFILE_SOURCE -U_FORTIFY_SOURCE $XCFLAGS \
   "$HERE/offsets.c"
 "$TMP/offsets" >"$TMP/offsets.json"
+"$TMP/offsets" bytecodes >"$TMP/bytecodes.json"
 node "$HERE/ffnames.mjs" "$BUILDDIR/src/lj_ffdef.h" >"$TMP/ff.json"
 
 # Cross-check against the names LuaJIT's own build wrote to jit/vmdef.lua
@@ -190,13 +191,15 @@ node -e '
   if (bad.length) { console.error("fast-function names differ from jit/vmdef.lua:\n" + bad.join("\n")); process.exit(1); }
 ' "$TMP/ff.json" "$BUILDDIR/src/jit/vmdef.lua" || die "fast-function name check failed"
 
-mkdir -p "$HERE/tables"
-OUT=$HERE/tables/$PKG-$UPSTREAM-$MODE.json
+# OUT_DIR lets a test regenerate a table elsewhere and compare it.
+OUT_DIR=${OUT_DIR:-$HERE/tables}
+mkdir -p "$OUT_DIR"
+OUT=$OUT_DIR/$PKG-$UPSTREAM-$MODE.json
 PKG="$PKG" UPSTREAM="$UPSTREAM" MODE="$MODE" \
 SOURCE="Debian source package $PKG $DEB_VERSION (dsc sha256 $DSC_SHA256)" \
 node -e '
   const fs = require("fs");
-  const [offsetsPath, ffPath, outPath] = process.argv.slice(1);
+  const [offsetsPath, ffPath, bcPath, outPath] = process.argv.slice(1);
   const table = {
     package: process.env.PKG,
     version: process.env.UPSTREAM,
@@ -205,7 +208,8 @@ node -e '
     generator: "luajit-offsets/generate.sh",
     offsets: JSON.parse(fs.readFileSync(offsetsPath, "utf8")),
     fastFunctions: JSON.parse(fs.readFileSync(ffPath, "utf8")),
+    bytecodes: JSON.parse(fs.readFileSync(bcPath, "utf8")),
   };
   fs.writeFileSync(outPath, JSON.stringify(table, null, 2) + "\n");
-' "$TMP/offsets.json" "$TMP/ff.json" "$OUT"
-log "wrote ${OUT#"$REPO"/}"
+' "$TMP/offsets.json" "$TMP/ff.json" "$TMP/bytecodes.json" "$OUT"
+log "wrote $OUT"

@@ -12,10 +12,12 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lj_obj.h"
 #include "lj_jit.h"
 #include "lj_dispatch.h"
+#include "lj_bc.h"
 
 static int first = 1;
 
@@ -27,8 +29,23 @@ static void put(const char *key, long value)
 
 #define OFS(type, field) ((long)offsetof(type, field))
 
-int main(void)
+/* `offsets bytecodes`: each bytecode's name and operand-A mode, in opcode
+ * order, from the BCDEF list of this very tree. */
+#define BC_ENTRY(name, ma, mb, mc, mm) \
+  printf("%s[\"%s\", \"%s\"]", n++ ? ",\n  " : "[\n  ", #name, #ma);
+
+static int print_bytecodes(void)
 {
+  int n = 0;
+  BCDEF(BC_ENTRY)
+  printf("\n]\n");
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc > 1 && strcmp(argv[1], "bytecodes") == 0)
+    return print_bytecodes();
   /* Build mode. LJ_FR2: two slots per frame (function, then ftsz/PC). */
   put("gc64", LJ_GC64);
   put("fr2", LJ_FR2);
@@ -74,6 +91,14 @@ int main(void)
   put("pt_numline", OFS(GCproto, numline));
   put("pt_lineinfo", OFS(GCproto, lineinfo));
   put("pt_sizebc", OFS(GCproto, sizebc));
+  /* Debug info and constants, to name functions from their call sites:
+   * k points between the numeric and the GC constants (GC ones at negative
+   * indexes), uvinfo/varinfo are NUL-separated names. */
+  put("pt_k", OFS(GCproto, k));
+  put("pt_sizekgc", OFS(GCproto, sizekgc));
+  put("pt_sizeuv", OFS(GCproto, sizeuv));
+  put("pt_uvinfo", OFS(GCproto, uvinfo));
+  put("pt_varinfo", OFS(GCproto, varinfo));
 
   /* GCstr: the string bytes follow the struct. */
   put("str_size", (long)sizeof(GCstr));
@@ -96,6 +121,7 @@ int main(void)
   put("snap_size", (long)sizeof(SnapShot));
   put("snap_mcofs", OFS(SnapShot, mcofs));
   put("snap_mapofs", OFS(SnapShot, mapofs));
+  put("snap_nent", OFS(SnapShot, nent));
 #else
   /* Built with LUAJIT_DISABLE_JIT: there is no jit_State in GG_State and
    * no trace is ever created, so none of these fields exist at run time. */
@@ -104,6 +130,7 @@ int main(void)
   put("trace_nsnap", -1);
   put("trace_snap", -1);
   put("trace_snapmap", -1);
+  put("snap_nent", -1);
   put("trace_mcode", -1);
   put("trace_szmcode", -1);
   put("trace_startpt", -1);

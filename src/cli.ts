@@ -1,162 +1,125 @@
-// Command line: parse and validate options, resolve the target, run the
-// profile, write the outputs. The only module that exits the process.
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
-import pino, { type Logger } from 'pino';
+// Command line: the program (its commands come from src/commands/), the
+// dispatch to them, and the exit. The only module that exits the process.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { diffCommand, runDiffCommand, type DiffOptions } from './commands/diff.js';
+import type { RunContext } from './commands/context.js';
+import { profileCommand, runProfileCommand, type ProfileOptions } from './commands/profile.js';
+import { reportCommand, runReportCommand, type ReportOptions } from './commands/report.js';
 import { CliError, ExitCode } from './errors.js';
-import { writeFileAtomic } from './output.js';
-import { runProfile, bpfObjectPath, type RunStats } from './profile/run.js';
-import { foldStacks } from './report/fold.js';
-import { renderFlameGraph } from './report/flamegraph/index.js';
-import { expandTarget, listProcesses, readProcess } from './target/processes.js';
+import { packageRoot } from './package-root.js';
 
-interface Options {
-  pid: number;
-  duration: number;
-  frequency: number;
-  output: string;
-  folded?: string;
-  kernel: boolean;
-  logLevel: string;
+/** What each command does once its arguments are parsed; tests pass stubs. */
+export interface Dispatch {
+  profile(opts: ProfileOptions): Promise<number>;
+  report(input: string, opts: ReportOptions): Promise<number>;
+  diff(before: string, after: string, opts: DiffOptions): Promise<number>;
 }
 
-function integerIn(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-    }
-    return n;
-  };
+export interface ProgramIo {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
 }
 
-function durationSeconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 86_400) {
-    throw new InvalidArgumentError('duration must be a number of seconds above 0 and at most 86400');
+const STDIO_IO: ProgramIo = {
+  writeOut: (s) => process.stdout.write(s),
+  writeErr: (s) => process.stderr.write(s),
+};
+
+const NAME = 'apisix-profile';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
   }
-  return n;
 }
 
-export function buildProgram(): Command {
-  return new Command()
-    .name('apisix-profile')
+/** Commander's errors as our one-line form: `apisix-profile: <what>`. */
+function configure(cmd: Command, io: ProgramIo): Command {
+  return cmd
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: io.writeOut,
+      writeErr: io.writeErr,
+      outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+    });
+}
+
+/**
+ * The whole command line: `profile` (also the default when no command is
+ * named), `report` and `diff`. Returns the program and a getter for the
+ * exit code the dispatched command returned.
+ */
+export function buildProgram(dispatch: Dispatch, io: ProgramIo = STDIO_IO): { program: Command; exitCode: () => number } {
+  let code: number = ExitCode.Ok;
+  const program = configure(new Command(NAME), io)
+    .usage('[command] [options]')
     .description('Lua-aware eBPF CPU profiler for OpenResty and Apache APISIX workers')
-    .requiredOption('-p, --pid <pid>', 'nginx worker pid, or a master pid for all its workers', integerIn('pid', 1, 2 ** 22))
-    .option('-d, --duration <seconds>', 'how long to sample', durationSeconds, 30)
-    .option('-F, --frequency <hz>', 'samples per second per CPU', integerIn('frequency', 1, 10_000), 99)
-    .option('-o, --output <file.svg>', 'flame graph to write', 'flame.svg')
-    .option('--folded <file>', 'also write folded stacks (flamegraph.pl format)')
-    .option('--no-kernel', 'leave out kernel frames')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
+    .version(version(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help (`apisix-profile <command> --help` for a command\'s options)')
     .addHelpText(
       'after',
       `
+Without a command name, \`profile\` runs: \`apisix-profile --pid N\` is \`apisix-profile profile --pid N\`.
+
 Examples:
-  sudo apisix-profile --pid 1234 --duration 30
-  sudo apisix-profile --pid $(cat /usr/local/apisix/logs/nginx.pid) -o apisix.svg --folded apisix.folded
+  sudo apisix-profile --pid $(cat /usr/local/apisix/logs/nginx.pid) --duration 30 -o apisix.svg --folded apisix.folded
+  apisix-profile report apisix.folded -o apisix.svg --pprof apisix.pb.gz --summary apisix.md
+  apisix-profile diff before.folded after.folded -o diff.svg --summary diff.md
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 130 interrupted twice.`,
-    )
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    );
+
+  const profile = configure(profileCommand(), io).action(async (opts: ProfileOptions) => {
+    code = await dispatch.profile(opts);
+  });
+  const report = configure(reportCommand(), io).action(async (input: string, opts: ReportOptions) => {
+    code = await dispatch.report(input, opts);
+  });
+  const diff = configure(diffCommand(), io).action(async (before: string, after: string, opts: DiffOptions) => {
+    code = await dispatch.diff(before, after, opts);
+  });
+  program.addCommand(profile, { isDefault: true });
+  program.addCommand(report);
+  program.addCommand(diff);
+  return { program, exitCode: () => code };
 }
 
-function checkWritable(path: string): void {
-  const dir = dirname(resolve(path));
-  try {
-    accessSync(dir, constants.W_OK);
-  } catch {
-    throw new CliError(`cannot write ${path}: directory ${dir} is missing or not writable`, ExitCode.BadArguments);
-  }
-  if (existsSync(path) && statSync(path).isDirectory()) {
-    throw new CliError(`cannot write ${path}: it is a directory`, ExitCode.BadArguments);
-  }
+/**
+ * A word in the command position that names no command would otherwise be
+ * taken as a stray argument of the default command; say what it is.
+ */
+function checkCommandName(program: Command, args: string[]): void {
+  const first = args[0];
+  if (first === undefined || first.startsWith('-')) return;
+  const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+  if (first === 'help' || names.includes(first)) return;
+  throw new CliError(`unknown command '${first}' (commands: ${names.join(', ')}; see ${NAME} --help)`, ExitCode.BadArguments);
 }
 
-function resolveTargets(pid: number, log: Logger): number[] {
-  const target = readProcess(pid);
-  if (!target) throw new CliError(`no process with pid ${pid}: check the pid (e.g. pgrep -a nginx)`, ExitCode.TargetNotFound);
-  const pids = expandTarget(target, listProcesses()).map((p) => p.pid);
-  if (pids.length === 0) throw new CliError(`nginx master ${pid} has no worker processes`, ExitCode.TargetNotFound);
-  if (pids.length > 1 || pids[0] !== pid) log.info({ master: pid, workers: pids }, `profiling ${pids.length} worker(s) of master ${pid}`);
-  return pids;
-}
-
-function summaryLine(stats: RunStats): string {
-  const pct = (n: number) => (stats.samples ? ((100 * n) / stats.samples).toFixed(1) : '0.0');
-  const perPid = [...stats.perPid].map(([pid, n]) => `${pid}:${n}`).join(' ');
-  return (
-    `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); ` +
-    `${pct(stats.samplesInLua)}% in Lua; ${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer; ` +
-    `${stats.lostMapFull} lost`
-  );
-}
-
-async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    program.parse(argv);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'commander.helpDisplayed' || code === 'commander.version') return ExitCode.Ok;
-    return ExitCode.BadArguments;
-  }
-  const opts = program.opts<Options>();
-  const log = pino({ name: 'apisix-profile', level: opts.logLevel }, pino.destination({ fd: 2, sync: true }));
-
-  checkWritable(opts.output);
-  if (opts.folded) checkWritable(opts.folded);
-  if (process.getuid?.() !== 0) {
-    throw new CliError('apisix-profile needs root (BPF, perf events, uprobes): run it with sudo', ExitCode.Permission);
-  }
-  if (!existsSync('/sys/kernel/btf/vmlinux')) {
-    throw new CliError('this kernel has no BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF is needed', ExitCode.KernelUnsupported);
-  }
-  if (!existsSync(bpfObjectPath())) {
-    throw new CliError(`BPF object missing (${bpfObjectPath()}): run \`npm run build\``, ExitCode.Internal);
-  }
-  const pids = resolveTargets(opts.pid, log);
-
-  const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
+function interruptsOnce(): () => AbortSignal {
+  let controller: AbortController | null = null;
+  return () => {
+    if (controller) return controller.signal;
+    const c = new AbortController();
+    controller = c;
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals += 1;
       // A second signal: leave now. The kernel drops every probe and event
       // with our file descriptors; outputs are only ever renamed into place.
-      process.exit(ExitCode.Interrupted);
-    }
-    log.info(`${sig}: stopping early, writing what was sampled`);
-    abort.abort();
+      if (signals > 1) process.exit(ExitCode.Interrupted);
+      c.abort(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return c.signal;
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  const result = await runProfile({
-    pids,
-    durationSec: opts.duration,
-    frequency: opts.frequency,
-    kernelStacks: opts.kernel,
-    log,
-    signal: abort.signal,
-  });
-
-  const folded = foldStacks(result.stacks);
-  const svg = renderFlameGraph(result.stacks, {
-    title: 'apisix-profile',
-    subtitle: `pid ${opts.pid}, ${result.stats.samples} samples at ${opts.frequency} Hz`,
-  });
-  writeFileAtomic(opts.output, svg);
-  if (opts.folded) writeFileAtomic(opts.folded, folded);
-  log.info({ output: opts.output, folded: opts.folded }, summaryLine(result.stats));
-  if (result.stats.samples === 0) {
-    log.warn('no samples: the target did not run on a CPU during the profile (is it idle?)');
-    return ExitCode.NoSamples;
-  }
-  return ExitCode.Ok;
 }
 
 function describeError(err: unknown): { message: string; code: number } {
@@ -168,12 +131,29 @@ function describeError(err: unknown): { message: string; code: number } {
   return { message: e?.message ?? String(err), code: ExitCode.Internal };
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err) => {
-    const { message, code } = describeError(err);
-    process.stderr.write(`apisix-profile: ${message.split('\n')[0]}\n`);
-    if (process.env.APISIX_PROFILE_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
-    process.exit(code);
-  },
-);
+/** Parse, dispatch, and exit with the command's code (see ExitCode). */
+export async function main(argv: string[] = process.argv): Promise<never> {
+  const ctx: RunContext = { interrupts: interruptsOnce(), env: process.env, stderr: process.stderr };
+  const { program, exitCode } = buildProgram({
+    profile: (opts) => runProfileCommand(opts, ctx),
+    report: (input, opts) => runReportCommand(input, opts, ctx),
+    diff: (before, after, opts) => runDiffCommand(before, after, opts, ctx),
+  });
+  let code: number;
+  try {
+    checkCommandName(program, argv.slice(2));
+    await program.parseAsync(argv);
+    code = exitCode();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed its one line (or the help) already.
+      code = err.exitCode === 0 ? ExitCode.Ok : ExitCode.BadArguments;
+    } else {
+      const { message, code: c } = describeError(err);
+      process.stderr.write(`${NAME}: ${message.split('\n')[0]}\n`);
+      if (process.env.APISIX_PROFILE_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+      code = c;
+    }
+  }
+  process.exit(code);
+}

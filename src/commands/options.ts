@@ -97,8 +97,9 @@ export interface FlameGraphCliOptions {
   title?: string;
   width: number;
   minwidth: MinWidth;
-  inverted: boolean;
-  colors: ColorScheme;
+  inverted?: boolean;
+  /** Missing where the command draws its own colours (diff). */
+  colors?: ColorScheme;
 }
 
 /** --title, --width, --minwidth, --inverted and, unless `withColors` is false, --colors. */
@@ -111,9 +112,14 @@ export function addFlameGraphOptions(cmd: Command, withColors = true): Command {
         .argParser(minWidth)
         .default({ px: 0.1 }, '0.1'),
     )
-    .option('--inverted', 'icicle graph: root at the top, callees below', false);
+    .option('--inverted', 'icicle graph: root at the top, callees below');
   if (withColors) {
-    cmd.option('--colors <scheme>', `${COLOR_SCHEMES.join(', ')} (kind: Lua green, C red-yellow, kernel blue, VM violet)`, colorScheme, 'kind');
+    cmd.option(
+      '--colors <scheme>',
+      'kind (Lua green, C red-yellow, kernel blue, VM states violet), hot (all red-yellow) or mono (blue-grey)',
+      colorScheme,
+      'kind',
+    );
   }
   return cmd;
 }
@@ -125,7 +131,7 @@ export function flameGraphOptions(o: FlameGraphCliOptions, defaults: { title: st
     ...(defaults.subtitle !== undefined ? { subtitle: defaults.subtitle } : {}),
     width: o.width,
     ...('percent' in o.minwidth ? { minWidthPercent: o.minwidth.percent } : { minWidthPx: o.minwidth.px }),
-    inverted: o.inverted,
+    inverted: o.inverted === true,
     ...(o.colors ? { colors: o.colors } : {}),
   };
 }

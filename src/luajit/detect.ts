@@ -65,6 +65,24 @@ function rank(t: LuajitTable, lj: LuajitInProcess): number {
 }
 
 /**
+ * Given the VM's DISPATCH register (r14) from a sample, the first candidate
+ * table under which it leads to a consistent global_State: DISPATCH points
+ * at GG_State's dispatch table, and global_State sits at a fixed offset
+ * from it in the same struct.
+ */
+export function chooseTableFromDispatch(
+  mem: MemoryRead,
+  candidates: readonly LuajitTable[],
+  dispatch: bigint,
+): { table: LuajitTable; g: bigint } | null {
+  for (const table of candidates) {
+    const g = dispatch - BigInt(table.offsets.GG_dispatch) + BigInt(table.offsets.GG_g);
+    if (g > 0n && validateGlobalState(mem, table, g)) return { table, g };
+  }
+  return null;
+}
+
+/**
  * Given a lua_State the process really used, the first candidate table under
  * which it leads to a consistent global_State, and that state's address.
  */

@@ -72,33 +72,36 @@ export function encodeLjOffsets(offsets: Record<string, number>): Buffer {
 
 export interface ProcState {
   L: bigint;
+  dispatch: bigint;
   g: bigint;
   vmLo: bigint;
   vmHi: bigint;
   table: number;
   uprobeHits: number;
 }
-export const PROC_STATE_SIZE = 40;
+export const PROC_STATE_SIZE = 48;
 
 export function encodeProcState(s: ProcState): Buffer {
   const buf = Buffer.alloc(PROC_STATE_SIZE);
   buf.writeBigUInt64LE(s.L, 0);
-  buf.writeBigUInt64LE(s.g, 8);
-  buf.writeBigUInt64LE(s.vmLo, 16);
-  buf.writeBigUInt64LE(s.vmHi, 24);
-  buf.writeUInt32LE(s.table, 32);
-  buf.writeUInt32LE(s.uprobeHits, 36);
+  buf.writeBigUInt64LE(s.dispatch, 8);
+  buf.writeBigUInt64LE(s.g, 16);
+  buf.writeBigUInt64LE(s.vmLo, 24);
+  buf.writeBigUInt64LE(s.vmHi, 32);
+  buf.writeUInt32LE(s.table, 40);
+  buf.writeUInt32LE(s.uprobeHits, 44);
   return buf;
 }
 
 export function decodeProcState(buf: Buffer): ProcState {
   return {
     L: buf.readBigUInt64LE(0),
-    g: buf.readBigUInt64LE(8),
-    vmLo: buf.readBigUInt64LE(16),
-    vmHi: buf.readBigUInt64LE(24),
-    table: buf.readUInt32LE(32),
-    uprobeHits: buf.readUInt32LE(36),
+    dispatch: buf.readBigUInt64LE(8),
+    g: buf.readBigUInt64LE(16),
+    vmLo: buf.readBigUInt64LE(24),
+    vmHi: buf.readBigUInt64LE(32),
+    table: buf.readUInt32LE(40),
+    uprobeHits: buf.readUInt32LE(44),
   };
 }
 

@@ -4,10 +4,11 @@
 // Everything attached is released on every path, including errors.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type LuajitInProcess, candidateTables, chooseTable, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
+import { type LuajitInProcess, candidateTables, chooseTable, chooseTableFromDispatch, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
   decodeProcState,
+  type ProcState,
   decodeSampleKey,
   encodeConfig,
   encodeLjOffsets,
@@ -147,7 +148,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     session.load();
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     for (const [pid, t] of targets) {
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: MAX_LJ_TABLES, uprobeHits: 0 }));
+      session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: MAX_LJ_TABLES, uprobeHits: 0 }));
       if (t.luajit && t.candidates.length > 0) {
         for (const probe of t.luajit.probeOffsets) {
           t.uprobeLinks.push(session.attachUprobe('learn_global_state', pid, t.luajit.hostPath, Number(probe.fileOffset)));
@@ -164,7 +165,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     while (Date.now() < deadline && !opts.signal?.aborted) {
       // Poll fast until every process's global_State is known: until then
       // its requests pay for the uprobe and its VM range is not set.
-      const pending = [...targets.values()].some((t) => t.uprobeLinks.length > 0);
+      const pending = [...targets.values()].some((t) => !t.gKnown && t.candidates.length > 0);
       await sleep(Math.min(pending ? FAST_POLL_MS : POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
       learnGlobalStates(session, targets, tables, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
@@ -173,6 +174,14 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       }
     }
     stats.elapsedSec = (Date.now() - started) / 1000;
+    for (const [pid, t] of targets) {
+      if (t.luajit && !t.gKnown) {
+        log.warn(
+          { pid, luajit: t.luajit.path, tried: t.candidates.map(tableName) },
+          `pid ${pid}: LuaJIT at ${t.luajit.path} was not seen running, or no known layout matches it: its samples have C frames only`,
+        );
+      }
+    }
     opts.onPhase?.('stopped');
     log.info({ elapsedSec: stats.elapsedSec }, 'sampling stopped');
     // Stop counting (the program ignores processes not in procs), then
@@ -215,37 +224,60 @@ function readStats(session: NativeSession): number[] {
  */
 function learnGlobalStates(session: NativeSession, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
   for (const [pid, t] of targets) {
-    if (t.gKnown || t.uprobeLinks.length === 0 || !t.luajit) continue;
+    if (t.gKnown || !t.luajit || t.candidates.length === 0) continue;
     const raw = session.mapLookup('procs', u32Key(pid));
     if (!raw) continue;
     const state = decodeProcState(raw);
-    if (state.L === 0n) continue;
-    t.gKnown = true;
     const { ctx } = t;
-    const lj = t.luajit!;
+    const lj = t.luajit;
+    if (state.L === 0n) {
+      // No API call seen yet: try the DISPATCH register from a sample; a
+      // value from outside the VM just fails to validate, so keep waiting.
+      const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
+      if (viaDispatch) adopt(session, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
+      continue;
+    }
+    t.gKnown = true;
     const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
     if (!chosen) {
       detachAll(session, t);
-      log.warn({ pid, luajit: lj.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj.path}: profiling C frames only`);
+      log.warn({ pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
       continue;
     }
-    ctx.table = chosen.table;
-    const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
-    const range = handlers ? widenToVm(handlers, lj) : null;
-    ctx.vm = range;
-    session.mapUpdate(
-      'procs',
-      u32Key(pid),
-      encodeProcState({ ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }),
-    );
-    // Detaching waits for the kernel to quiesce (tens of ms per probe):
-    // only now, so the samples meanwhile already get Lua frames.
-    detachAll(session, t);
-    log.info(
-      { pid, luajit: lj.path, table: tableName(chosen.table), g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
-      `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
-    );
+    adopt(session, t, pid, state, chosen, tables, log, 'uprobe');
   }
+}
+
+/** Uses a validated global_State: tell the kernel side, then drop the uprobes. */
+function adopt(
+  session: NativeSession,
+  t: Target,
+  pid: number,
+  state: ProcState,
+  chosen: { table: LuajitTable; g: bigint },
+  tables: LuajitTable[],
+  log: Logger,
+  via: string,
+): void {
+  const { ctx } = t;
+  const lj = t.luajit!;
+  t.gKnown = true;
+  ctx.table = chosen.table;
+  const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
+  const range = handlers ? widenToVm(handlers, lj) : null;
+  ctx.vm = range;
+  session.mapUpdate(
+    'procs',
+    u32Key(pid),
+    encodeProcState({ ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }),
+  );
+  // Detaching waits for the kernel to quiesce (tens of ms per probe):
+  // only now, so the samples meanwhile already get Lua frames.
+  detachAll(session, t);
+  log.info(
+    { pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
+    `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
+  );
 }
 
 function detachAll(session: NativeSession, t: Target): void {

@@ -7,6 +7,7 @@ import { byCodeUnits, compareFrames, mergeIdentical } from './frame.js';
 import { mergeStacks, type FrameNode } from './flamegraph/merge.js';
 import { renderFrameTree, type FlameGraphOptions, type FramePainter } from './flamegraph/svg.js';
 import type { Stack } from './stack.js';
+import { markdownCode, markdownText, summarize, type FunctionShare } from './summary.js';
 
 /** One stack in either run, with its counts and shares on both sides. */
 export interface DiffStack {
@@ -189,4 +190,109 @@ export function renderDiffFlameGraph(before: Stack[], after: Stack[], options: D
     ` not drawn: ${pct(vanished)}% of before (call paths absent after)`;
   const subtitle = options.subtitle !== undefined ? `${options.subtitle} · ${note}` : note;
   return renderFrameTree(afterRoot, { ...options, title: options.title ?? DEFAULT_TITLE, subtitle }, painter);
+}
+
+/** One function's samples in both runs. */
+export interface FunctionChange {
+  /** The frame text, e.g. `heavy (/app/work.lua:12)`. */
+  name: string;
+  before: { self: number; total: number; selfShare: number; totalShare: number };
+  after: { self: number; total: number; selfShare: number; totalShare: number };
+  /** Change of the self share, in percentage points. */
+  selfDeltaPp: number;
+  /** Change of the total share, in percentage points. */
+  totalDeltaPp: number;
+}
+
+export interface DiffSummary {
+  title: string;
+  beforeSamples: number;
+  afterSamples: number;
+  /** Self share grew: biggest growth first, ties by name. */
+  grew: FunctionChange[];
+  /** Self share shrank: biggest drop first, ties by name. */
+  shrank: FunctionChange[];
+}
+
+export interface DiffSummaryOptions {
+  /** Default "apisix-profile: differential". */
+  title?: string;
+  /** Length of each list. Default 15. */
+  top?: number;
+}
+
+/**
+ * The functions whose self share changed most between two runs, as shares
+ * of each run's own total (so runs of different length compare fairly).
+ * A function is a unique frame text, as in the summary of one run.
+ */
+export function summarizeDiff(before: Stack[], after: Stack[], options: DiffSummaryOptions = {}): DiffSummary {
+  const top = options.top ?? 15;
+  if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`diff summary top must be a non-negative integer, got ${String(top)}`);
+  const side = (stacks: Stack[]) => {
+    const s = summarize(stacks, { top: Number.MAX_SAFE_INTEGER });
+    return { total: s.totalSamples, byName: new Map<string, FunctionShare>(s.topTotal.map((f) => [f.name, f])) };
+  };
+  const b = side(before);
+  const a = side(after);
+  const names = [...new Set([...b.byName.keys(), ...a.byName.keys()])];
+  const none = { self: 0, total: 0, selfShare: 0, totalShare: 0 };
+  const pick = (f: FunctionShare | undefined) =>
+    f ? { self: f.self, total: f.total, selfShare: f.selfShare, totalShare: f.totalShare } : { ...none };
+  const changes: FunctionChange[] = names.map((name) => {
+    const bf = pick(b.byName.get(name));
+    const af = pick(a.byName.get(name));
+    return {
+      name,
+      before: bf,
+      after: af,
+      selfDeltaPp: changePp(bf.self, b.total, af.self, a.total),
+      totalDeltaPp: changePp(bf.total, b.total, af.total, a.total),
+    };
+  });
+  const grew = changes
+    .filter((c) => c.selfDeltaPp > 0)
+    .sort((x, y) => y.selfDeltaPp - x.selfDeltaPp || byCodeUnits(x.name, y.name))
+    .slice(0, top);
+  const shrank = changes
+    .filter((c) => c.selfDeltaPp < 0)
+    .sort((x, y) => x.selfDeltaPp - y.selfDeltaPp || byCodeUnits(x.name, y.name))
+    .slice(0, top);
+  return { title: options.title ?? DEFAULT_TITLE, beforeSamples: b.total, afterSamples: a.total, grew, shrank };
+}
+
+/** The diff summary as pretty-printed JSON, ending with a newline. */
+export function renderDiffSummaryJson(summary: DiffSummary): string {
+  return `${JSON.stringify(summary, null, 2)}\n`;
+}
+
+/**
+ * Markdown for a CI job summary: the sample counts, then the functions whose
+ * self share grew and shrank most, with their total-share change.
+ */
+export function renderDiffSummaryMarkdown(summary: DiffSummary): string {
+  const out: string[] = [`### ${markdownText(summary.title)}`, ''];
+  out.push(
+    `before: **${summary.beforeSamples} samples** · after: **${summary.afterSamples} samples** · ` +
+      'changes are in percentage points (pp) of each run\'s total',
+    '',
+  );
+  const table = (heading: string, rows: FunctionChange[]): void => {
+    out.push(`**${heading}**`, '');
+    if (rows.length === 0) {
+      out.push('None.', '');
+      return;
+    }
+    out.push('| # | Function | Self before | Self after | Self change | Total change |', '|---:|---|---:|---:|---:|---:|');
+    rows.forEach((r, i) => {
+      out.push(
+        `| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.before.selfShare)}% | ${pct(r.after.selfShare)}% | ` +
+          `${signedPp(r.selfDeltaPp)} pp | ${signedPp(r.totalDeltaPp)} pp |`,
+      );
+    });
+    out.push('');
+  };
+  table('Grew (self share)', summary.grew);
+  table('Shrank (self share)', summary.shrank);
+  return `${out.join('\n').trimEnd()}\n`;
 }

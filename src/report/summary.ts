@@ -215,7 +215,7 @@ function pct(fraction: number): string {
  * Inline code for a Markdown table cell: the fence is longer than any run
  * of backticks inside, and `|` is escaped, which GitHub honours even in code.
  */
-function code(text: string): string {
+export function markdownCode(text: string): string {
   const flat = text.replace(/\r\n|[\r\n]/g, ' ').replace(/\|/g, '\\|');
   const longest = Math.max(0, ...(flat.match(/`+/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(longest + 1);
@@ -224,7 +224,7 @@ function code(text: string): string {
 }
 
 /** Plain text for Markdown: escape what would start markup. */
-function plain(text: string): string {
+export function markdownText(text: string): string {
   return text.replace(/\r\n|[\r\n]/g, ' ').replace(/([\\`*_[\]<>|#])/g, '\\$1');
 }
 
@@ -239,7 +239,7 @@ function seconds(value: number): string {
 export function renderSummaryMarkdown(summary: Summary): string {
   const out: string[] = [];
   const total = summary.totalSamples;
-  out.push(`### ${plain(summary.title)}`, '');
+  out.push(`### ${markdownText(summary.title)}`, '');
 
   const head = [`**${total} samples**`];
   if (summary.frequencyHz !== undefined) head.push(`at ${summary.frequencyHz} Hz`);
@@ -250,7 +250,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
   }
   facts.push(`lost: ${summary.lost} (${pct(share(summary.lost, total + summary.lost))})`);
   facts.push(`native stacks cut short: ${summary.nativeCutShort} (${pct(share(summary.nativeCutShort, total))})`);
-  for (const [name, value] of Object.entries(summary.counters)) facts.push(`${plain(name)}: ${value}`);
+  for (const [name, value] of Object.entries(summary.counters)) facts.push(`${markdownText(name)}: ${value}`);
   out.push(facts.join(' · '), '');
 
   if (summary.workers.length > 0) {
@@ -264,7 +264,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
 
   out.push('| VM activity | Samples | Share |', '|---|---:|---:|');
   for (const [state, frame] of VM_FRAMES) {
-    out.push(`| ${code(frame)} on stack | ${summary.vmFrames[state]} | ${pct(share(summary.vmFrames[state], total))} |`);
+    out.push(`| ${markdownCode(frame)} on stack | ${summary.vmFrames[state]} | ${pct(share(summary.vmFrames[state], total))} |`);
   }
   out.push('');
   if (summary.vmStates) {
@@ -287,7 +287,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
     }
     out.push('| # | Function | Self | Total |', '|---:|---|---:|---:|');
     rows.forEach((r, i) => {
-      out.push(`| ${i + 1} | ${code(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
+      out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
     });
     out.push('');
   };

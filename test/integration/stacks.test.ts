@@ -27,7 +27,7 @@ describe('stacks of a loaded fixture worker', () => {
     await load.done;
     expect(run.code, run.stderr).toBe(0);
 
-    const hashFrame = `(${appDir}/work.lua:${definitionLine('hash')})`;
+    const hashFrame = `(${appDir}/work.lua:${definitionLine('hash', 'work.lua')})`;
     const stacks = parseFolded(run.folded);
     const total = stacks.reduce((n, s) => n + s.count, 0);
     const crypto = stacks.filter((s) => s.frames.some((f) => f.includes('libcrypto')));
@@ -56,7 +56,7 @@ describe('stacks of a loaded fixture worker', () => {
     const run = await profileToFolded(['--pid', String(fixture.master), '--duration', '3', '--frequency', '199']);
     await load.done;
     expect(run.code, run.stderr).toBe(0);
-    expect(run.folded).toContain(`(${appDir}/work.lua:${definitionLine('gamma')})`);
+    expect(run.folded).toContain(`(${appDir}/cost.lua:${definitionLine('gamma')})`);
     for (const pid of workers) expect(run.stderr).toContain(`${pid}:`);
   });
 

@@ -1,7 +1,7 @@
 // Starts the real fixture app (fixtures/nginx/start.sh: nginx + ngx_lua on
 // 127.0.0.1), loads it with wrk and runs the real CLI against it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,10 +37,11 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-export async function startFixture(opts: { jit: 'jit-on' | 'jit-off'; workers?: number }): Promise<Fixture> {
+export async function startFixture(opts: { jit: 'jit-on' | 'jit-off'; workers?: number; luajitLib?: string }): Promise<Fixture> {
   const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-test-'));
   const port = await freePort();
-  const { stdout } = await run('bash', [join(repoRoot, 'fixtures/nginx/start.sh'), prefix, String(port), opts.jit, String(opts.workers ?? 1)]);
+  const env = opts.luajitLib ? { ...process.env, FIXTURE_LUAJIT_LIB: opts.luajitLib } : process.env;
+  const { stdout } = await run('bash', [join(repoRoot, 'fixtures/nginx/start.sh'), prefix, String(port), opts.jit, String(opts.workers ?? 1)], { env });
   const master = Number(stdout.trim());
   const fixture: Fixture = {
     master,
@@ -135,10 +136,59 @@ export async function profileToFolded(args: string[], onLog?: (line: string) => 
   }
 }
 
-/** The line where `function _M.<name>` is defined in fixtures/app/work.lua. */
-export function definitionLine(name: string): number {
-  const lines = readFileSync(join(appDir, 'work.lua'), 'utf8').split('\n');
+/** The line where `function _M.<name>` is defined in fixtures/app/<file>. */
+export function definitionLine(name: string, file = 'cost.lua'): number {
+  const lines = readFileSync(join(appDir, file), 'utf8').split('\n');
   const i = lines.findIndex((l) => l.startsWith(`function _M.${name}(`));
-  if (i < 0) throw new Error(`work.lua defines no _M.${name}`);
+  if (i < 0) throw new Error(`${file} defines no _M.${name}`);
   return i + 1;
+}
+
+/** Where scripts/build-luajit-variants.sh left a LuaJIT build. */
+export function luajitBuild(pkg: 'luajit2' | 'luajit', mode: 'gc64' | 'nogc64'): { dir: string; lib: string; luajit: string; table: string } {
+  const cache = process.env.APISIX_PROFILE_CACHE ?? '/var/cache/apisix-profile';
+  const builds = join(cache, 'build');
+  const name = existsSync(builds) ? readdirSync(builds).find((d) => d.startsWith(`${pkg}-`) && d.endsWith(`-${mode}`)) : undefined;
+  if (!name) throw new Error(`no ${pkg} ${mode} build in ${builds}: run scripts/build-luajit-variants.sh (scripts/setup.sh --tests does)`);
+  const dir = join(builds, name);
+  return { dir, lib: join(dir, 'lib'), luajit: join(dir, 'src', 'luajit'), table: name };
+}
+
+/** The standalone LuaJIT fixture (fixtures/app/standalone.lua), driven through its control files. */
+export interface Standalone {
+  pid: number;
+  reset(): Promise<void>;
+  truth(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export async function startStandalone(luajit: string, jit: 'jit-on' | 'jit-off'): Promise<Standalone> {
+  const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-standalone-'));
+  const child = spawn(luajit, [join(appDir, 'standalone.lua'), dir, jit], { stdio: 'ignore' });
+  await waitFor(() => existsSync(join(dir, 'ready')), 'the standalone fixture to start');
+  const request = async (name: string) => {
+    writeFileSync(join(dir, name), '');
+    await waitFor(() => !existsSync(join(dir, name)), `the standalone fixture to handle ${name}`);
+  };
+  return {
+    pid: child.pid!,
+    reset: () => request('reset'),
+    async truth() {
+      await request('dump');
+      return readFileSync(join(dir, 'truth.json'), 'utf8');
+    },
+    async stop() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -267,6 +267,12 @@ describe('frame colours', () => {
     ['operator new(unsigned long)', 'native'],
     ['foo(int:3)', 'native'],
     ['all', 'native'],
+    // stapxx lj-lua-stacks / ngx-sample-lua-bt, collapsed
+    ['@/app/work.lua:12', 'lua'],
+    ['T:@/app/work.lua:12', 'lua'],
+    ['=content_by_lua(nginx.conf:40):3', 'lua'],
+    ['C:ngx_http_lua_ngx_say', 'native'],
+    ['builtin#21', 'native'],
   ] as const)('%s is %s', (name, kind) => {
     expect(frameKind(name)).toBe(kind);
   });
@@ -306,6 +312,52 @@ describe('frame colours', () => {
       expect(vb).toBeGreaterThan(vg); // violet
       expect(vr).toBeGreaterThan(vg);
     }
+  });
+});
+
+describe('colour schemes', () => {
+  const names = ['heavy (/app/m.lua:3)', 'ngx_http_lua_content_handler', 'do_sys_open_[k]', '[GC]', 'x', 'y', 'z'];
+  const hsl = (hex: string): [number, number, number] => {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255);
+    const max = Math.max(r, g, b);
+    const min = Math.min(r, g, b);
+    const l = (max + min) / 2;
+    const d = max - min;
+    const s = d === 0 ? 0 : d / (1 - Math.abs(2 * l - 1));
+    let h = 0;
+    if (d !== 0) h = max === r ? 60 * (((g - b) / d + 6) % 6) : max === g ? 60 * ((b - r) / d + 2) : 60 * ((r - g) / d + 4);
+    return [h, s, l];
+  };
+
+  it('kind is the default', () => {
+    for (const n of names) expect(frameColor(n, 'kind')).toBe(frameColor(n));
+  });
+
+  it('hot puts every kind in the red-to-yellow band', () => {
+    for (const n of names) {
+      const [h] = hsl(frameColor(n, 'hot'));
+      expect(h).toBeGreaterThanOrEqual(0);
+      expect(h).toBeLessThanOrEqual(49);
+    }
+    expect(frameColor('ngx_x', 'hot')).toBe(frameColor('ngx_x', 'kind'));
+  });
+
+  it('mono is one low-saturation blue-grey for every kind', () => {
+    for (const n of names) {
+      const [h, sat] = hsl(frameColor(n, 'mono'));
+      expect(h).toBeGreaterThanOrEqual(195);
+      expect(h).toBeLessThanOrEqual(220);
+      expect(sat).toBeLessThan(0.25);
+    }
+  });
+
+  it('renders with the chosen scheme and rejects unknown ones', () => {
+    const stacks: Stack[] = [{ frames: ['main', 'heavy (/app/m.lua:3)'], count: 2 }];
+    const fills = (colors: 'kind' | 'hot' | 'mono') =>
+      frameGroups(parseXml(renderFlameGraph(stacks, { colors }))).map((g) => child(g, 'rect').attrs.fill);
+    expect(fills('mono')).toEqual(['all', 'main', 'heavy (/app/m.lua:3)'].map((n) => frameColor(n, 'mono')));
+    expect(fills('hot')[2]).toBe(frameColor('heavy (/app/m.lua:3)', 'hot'));
+    expect(() => renderFlameGraph(stacks, { colors: 'neon' as never })).toThrow('colors must be one of kind, hot, mono');
   });
 });
 
@@ -411,6 +463,43 @@ describe('renderFlameGraph', () => {
     expect(() => renderFlameGraph(stacks, { minWidthPx: -1 })).toThrow(RangeError);
   });
 
+  it('draws an icicle graph when inverted: root at the top, callees below', () => {
+    const svg = parseXml(renderFlameGraph(stacks, { frameHeight: 20, inverted: true }));
+    const ys = new Map(frameGroups(svg).map((g) => [g.attrs['data-d'], Number(child(g, 'rect').attrs.y)]));
+    expect(ys.get('1')! - ys.get('0')!).toBe(20);
+    expect(ys.get('3')! - ys.get('2')!).toBe(20);
+    const upright = parseXml(renderFlameGraph(stacks, { frameHeight: 20 }));
+    // Same frames and widths, only mirrored.
+    const shape = (el: XmlElement) => frameGroups(el).map((g) => [g.attrs['data-x'], g.attrs['data-w'], child(g, 'rect').attrs.x]);
+    expect(shape(svg)).toEqual(shape(upright));
+    expect(ys.get('0')).toBe(Math.min(...ys.values()));
+  });
+
+  it('prunes by a percentage of all samples with minWidthPercent', () => {
+    // 8 samples: epoll_wait and its kernel frame are 50%, the tricky frame 12.5%.
+    const names = (o: object) => frameGroups(parseXml(renderFlameGraph(stacks, o))).map((g) => textOf(child(g, 'title')).split(' (')[0]);
+    expect(names({ minWidthPercent: 12.5 })).toContain('render');
+    expect(names({ minWidthPercent: 13 })).not.toContain('render');
+    expect(names({ minWidthPercent: 13, width: 100 })).toEqual(names({ minWidthPercent: 13, width: 5000 }));
+    expect(names({ minWidthPercent: 100 })).toEqual(['all', 'nginx']);
+    expect(() => renderFlameGraph(stacks, { minWidthPercent: 101 })).toThrow(RangeError);
+    expect(() => renderFlameGraph(stacks, { minWidthPercent: -1 })).toThrow(RangeError);
+  });
+
+  it('has search and reset controls, a matched line, and the script last', () => {
+    const out = renderFlameGraph(stacks, {});
+    const svg = parseXml(out);
+    const byId = (id: string) => findAll(svg, (e) => e.attrs.id === id)[0];
+    expect(textOf(byId('search'))).toBe('Search');
+    expect(byId('search').attrs['text-anchor']).toBe('end');
+    expect(textOf(byId('matched'))).toBe('');
+    expect(byId('reset').attrs.display).toBe('none');
+    // The script must come after the elements it looks up: a browser runs
+    // it as soon as it is parsed.
+    const last = svg.children.filter((c): c is XmlElement => typeof c !== 'string').pop()!;
+    expect(last.name).toBe('script');
+  });
+
   it('is deterministic', () => {
     const a = renderFlameGraph(stacks, { subtitle: 's' });
     const b = renderFlameGraph([...stacks].reverse(), { subtitle: 's' });
@@ -482,7 +571,21 @@ class FakeElement {
   }
 }
 
-function fakeDocument(el: XmlElement): { root: FakeElement; getElementById(id: string): FakeElement | null } {
+interface FakeDocument {
+  root: FakeElement;
+  getElementById(id: string): FakeElement | null;
+  addEventListener(type: string, fn: (e: FakeKey) => void): void;
+  key(key: string, mods?: { ctrlKey?: boolean }): FakeKey;
+}
+
+interface FakeKey {
+  key: string;
+  ctrlKey?: boolean;
+  defaultPrevented: boolean;
+  preventDefault(): void;
+}
+
+function fakeDocument(el: XmlElement): FakeDocument {
   const build = (x: XmlElement, parent: FakeElement | null): FakeElement => {
     const f = new FakeElement(x.name, { ...x.attrs });
     f.parentNode = parent;
@@ -491,7 +594,56 @@ function fakeDocument(el: XmlElement): { root: FakeElement; getElementById(id: s
   };
   const root = build(el, null);
   const all = [root, ...allElements(root)];
-  return { root, getElementById: (id) => all.find((e) => e.attrs.id === id) ?? null };
+  const keyListeners: ((e: FakeKey) => void)[] = [];
+  return {
+    root,
+    getElementById: (id) => all.find((e) => e.attrs.id === id) ?? null,
+    addEventListener: (type, fn) => {
+      if (type === 'keydown') keyListeners.push(fn);
+    },
+    key(key, mods = {}) {
+      const e: FakeKey = { key, ...mods, defaultPrevented: false, preventDefault: () => (e.defaultPrevented = true) };
+      for (const fn of keyListeners) fn(e);
+      return e;
+    },
+  };
+}
+
+/** Just enough of window: a URL with a fragment, history, prompt, popstate. */
+class FakeWindow {
+  href = 'file:///tmp/flame.svg';
+  entries: string[] = [];
+  answers: (string | null)[] = [];
+  prompts: string[] = [];
+  private popstate: (() => void)[] = [];
+  location = {
+    owner: this,
+    get hash(): string {
+      const i = this.owner.href.indexOf('#');
+      return i < 0 || i === this.owner.href.length - 1 ? '' : this.owner.href.slice(i);
+    },
+    get href(): string {
+      return this.owner.href;
+    },
+  };
+  history = {
+    pushState: (_state: unknown, _title: string, url: string) => {
+      this.href = url.startsWith('#') ? `${this.href.split('#')[0]}${url}` : url;
+      this.entries.push(this.href);
+    },
+  };
+  prompt(message: string, value: string): string | null {
+    this.prompts.push(`${message}|${value}`);
+    return this.answers.shift() ?? null;
+  }
+  addEventListener(type: string, fn: () => void): void {
+    if (type === 'popstate') this.popstate.push(fn);
+  }
+  /** Go to another URL as Back/Forward would. */
+  pop(href: string): void {
+    this.href = href;
+    for (const fn of this.popstate) fn();
+  }
 }
 
 function allElements(e: FakeElement): FakeElement[] {
@@ -506,9 +658,10 @@ describe('embedded zoom script', () => {
     { frames: ['other'], count: 4 },
   ];
 
-  const setup = () => {
+  const setup = (win?: FakeWindow) => {
     const doc = fakeDocument(parseXml(renderFlameGraph(stacks, { width: 220 })));
-    new Function('document', FLAMEGRAPH_SCRIPT)(doc);
+    if (win) new Function('document', 'window', FLAMEGRAPH_SCRIPT)(doc, win);
+    else new Function('document', FLAMEGRAPH_SCRIPT)(doc);
     const frames = allElements(doc.root).filter((e) => e.tagName === 'g' && e.attrs.class?.startsWith('f'));
     const byName = (n: string): FakeElement =>
       frames.find((g) => g.getElementsByTagName('title')[0].textContent.startsWith(`${n} (`))!;
@@ -516,7 +669,9 @@ describe('embedded zoom script', () => {
       const r = byName(n).getElementsByTagName('rect')[0];
       return [r.attrs.x, r.attrs.width];
     };
-    return { doc, byName, rect };
+    const hits = () =>
+      frames.filter((g) => g.attrs.class?.split(' ').includes('match')).map((g) => g.getElementsByTagName('title')[0].textContent.split(' (')[0]);
+    return { doc, byName, rect, hits };
   };
 
   it('zooms into a clicked frame and resets', () => {
@@ -552,6 +707,131 @@ describe('embedded zoom script', () => {
   });
 });
 
+describe('embedded search script', () => {
+  // 10 samples: main 6 (left 2 > leaf_a 2, right 4 > a_long_function_name 2), other 4.
+  const stacks: Stack[] = [
+    { frames: ['main', 'left', 'leaf_a'], count: 2 },
+    { frames: ['main', 'right', 'a_long_function_name'], count: 2 },
+    { frames: ['main', 'right'], count: 2 },
+    { frames: ['other'], count: 4 },
+  ];
+
+  const setup = (hash = '') => {
+    const win = new FakeWindow();
+    win.href += hash;
+    const doc = fakeDocument(parseXml(renderFlameGraph(stacks, { width: 220 })));
+    new Function('document', 'window', FLAMEGRAPH_SCRIPT)(doc, win);
+    const frames = allElements(doc.root).filter((e) => e.tagName === 'g' && e.attrs.class?.startsWith('f'));
+    const byName = (n: string): FakeElement =>
+      frames.find((g) => g.getElementsByTagName('title')[0].textContent.startsWith(`${n} (`))!;
+    const hits = () =>
+      frames
+        .filter((g) => g.attrs.class!.split(' ').includes('match'))
+        .map((g) => g.getElementsByTagName('title')[0].textContent.split(' (')[0]);
+    const text = (id: string) => doc.getElementById(id)!.textContent;
+    const click = (n: string) => byName(n).getElementsByTagName('rect')[0].dispatch('click');
+    return { win, doc, byName, hits, text, click };
+  };
+
+  it('highlights matches and says what share of samples they cover, counting nested matches once', () => {
+    const { win, doc, hits, text } = setup();
+    win.answers.push('a');
+    doc.getElementById('search')!.dispatch('click');
+    expect(win.prompts[0]).toMatch(/^Search frames .*\|$/);
+    // 'a' (any case) matches main, leaf_a, a_long_function_name and 'all':
+    // everything lies under 'all', so 100%.
+    expect(hits()).toEqual(['all', 'main', 'leaf_a', 'a_long_function_name']);
+    expect(text('matched')).toBe('Matched: 100.00% (10 of 10 samples)');
+    expect(text('search')).toBe('Reset search');
+    expect(win.location.hash).toBe('#search=a');
+
+    doc.getElementById('search')!.dispatch('click'); // "Reset search"
+    expect(hits()).toEqual([]);
+    expect(text('matched')).toBe('');
+    expect(text('search')).toBe('Search');
+    expect(win.href).toBe('file:///tmp/flame.svg');
+
+    win.answers.push('^(leaf_a|right)$');
+    doc.getElementById('search')!.dispatch('click');
+    expect(hits()).toEqual(['leaf_a', 'right']);
+    expect(text('matched')).toBe('Matched: 60.00% (6 of 10 samples)');
+    expect(win.location.hash).toBe('#search=%5E(leaf_a%7Cright)%24');
+  });
+
+  it('is case-insensitive for lower-case text, literal for invalid expressions', () => {
+    const { win, doc, hits, text } = setup();
+    win.answers.push('OTHER', 'other', 'a_long_function_name(');
+    doc.getElementById('search')!.dispatch('click');
+    expect(hits()).toEqual([]);
+    expect(text('matched')).toBe('Matched: 0.00% (0 of 10 samples)');
+    doc.key('/');
+    expect(hits()).toEqual(['other']);
+    doc.key('f', { ctrlKey: true });
+    expect(hits()).toEqual([]); // "a_long_function_name(" is taken literally
+    expect(doc.key('Escape').defaultPrevented).toBe(false);
+    expect(text('matched')).toBe('');
+  });
+
+  it('keeps a cancelled prompt from changing anything', () => {
+    const { win, doc, hits } = setup();
+    win.answers.push('main');
+    doc.key('/');
+    win.answers.push(null);
+    expect(doc.key('/').defaultPrevented).toBe(true);
+    expect(hits()).toEqual(['main']);
+    expect(win.entries).toHaveLength(1);
+  });
+
+  it('keeps zoom and search in the URL fragment and restores them', () => {
+    const first = setup();
+    first.click('right');
+    expect(first.win.location.hash).toBe('#zoom=2,2');
+    first.win.answers.push('long');
+    first.doc.key('/');
+    expect(first.win.location.hash).toBe('#zoom=2,2&search=long');
+
+    // A reload (or a shared link) with that fragment shows the same view.
+    const again = setup('#zoom=2,2&search=long');
+    expect(again.byName('right').getElementsByTagName('rect')[0].attrs.width).toBe('200');
+    expect(again.byName('other').attrs.display).toBe('none');
+    expect(again.byName('main').attrs.class).toBe('f faded');
+    expect(again.hits()).toEqual(['a_long_function_name']);
+    expect(again.byName('a_long_function_name').attrs.class).toBe('f match');
+    expect(again.text('matched')).toBe('Matched: 20.00% (2 of 10 samples)');
+    expect(again.doc.getElementById('reset')!.attrs.display).toBeUndefined();
+    expect(again.win.entries).toEqual([]); // restoring does not add history
+
+    // Back to the plain view.
+    again.win.pop('file:///tmp/flame.svg');
+    expect(again.hits()).toEqual([]);
+    expect(again.byName('other').attrs.display).toBeUndefined();
+    expect(again.doc.getElementById('reset')!.attrs.display).toBe('none');
+  });
+
+  it('ignores fragments that name no frame or are malformed', () => {
+    for (const hash of ['#zoom=9,9', '#zoom=x', '#search=%E0%A4%A', '#junk', '#zoom=1,0x', '#zoom=-1,0']) {
+      const { byName, hits, doc } = setup(hash);
+      expect(byName('other').attrs.display, hash).toBeUndefined();
+      expect(hits(), hash).toEqual([]);
+      expect(doc.getElementById('reset')!.attrs.display, hash).toBe('none');
+    }
+    const { byName } = setup('#zoom=1,0&search=');
+    expect(byName('other').attrs.display).toBe('none');
+  });
+
+  it('zooms back out with "Reset zoom" and a click on the root', () => {
+    const { win, doc, click, byName } = setup();
+    click('left');
+    expect(byName('other').attrs.display).toBe('none');
+    doc.getElementById('reset')!.dispatch('click');
+    expect(byName('other').attrs.display).toBeUndefined();
+    click('left');
+    click('all');
+    expect(byName('other').attrs.display).toBeUndefined();
+    expect(win.entries.map((e) => e.split('#')[1] ?? '')).toEqual(['zoom=2,0', '', 'zoom=2,0', '']);
+  });
+});
+
 describe('golden SVG', () => {
   const input = new URL('../../fixtures/report/small.folded', import.meta.url);
   const golden = new URL('../../fixtures/report/small.svg', import.meta.url);
@@ -559,6 +839,24 @@ describe('golden SVG', () => {
   it('matches fixtures/report/small.svg (BLESS=1 rewrites it)', () => {
     const stacks = parseFolded(readFileSync(input, 'utf8'));
     const out = renderFlameGraph(stacks, { title: 'small', subtitle: 'fixtures/report/small.folded' });
+    parseXml(out);
+    if (process.env.BLESS === '1') {
+      writeFileSync(golden, out);
+      return;
+    }
+    let expected: string;
+    try {
+      expected = readFileSync(golden, 'utf8');
+    } catch {
+      throw new Error(`missing ${golden.pathname}; run with BLESS=1 to create it`);
+    }
+    expect(out).toBe(expected);
+  });
+
+  it('matches fixtures/report/small-icicle-mono.svg (BLESS=1 rewrites it)', () => {
+    const golden = new URL('../../fixtures/report/small-icicle-mono.svg', import.meta.url);
+    const stacks = parseFolded(readFileSync(input, 'utf8'));
+    const out = renderFlameGraph(stacks, { title: 'small', inverted: true, colors: 'mono', width: 900, minWidthPercent: 3 });
     parseXml(out);
     if (process.env.BLESS === '1') {
       writeFileSync(golden, out);

@@ -1,0 +1,246 @@
+// `apisix-profile [profile] --pid N`: sample workers, then write the flame
+// graph and whichever exports were asked for.
+import { existsSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
+import { CliError, ExitCode } from '../errors.js';
+import { bpfObjectPath, runProfile, type RunStats } from '../profile/run.js';
+import { foldStacks } from '../report/fold.js';
+import { renderFlameGraph } from '../report/flamegraph/svg.js';
+import { encodePprof } from '../report/pprof.js';
+import { toSpeedscope } from '../report/speedscope.js';
+import { renderSummaryJson, renderSummaryMarkdown, summarize, type SummaryExtra } from '../report/summary.js';
+import type { Stack } from '../report/stack.js';
+import { progressText } from '../status-line.js';
+import { expandTarget, listProcesses, readProcess } from '../target/processes.js';
+import { openTerminal, type RunContext } from './context.js';
+import {
+  addFlameGraphOptions,
+  addLogOptions,
+  durationSeconds,
+  flameGraphOptions,
+  integerIn,
+  path,
+  type FlameGraphCliOptions,
+  type LogOptions,
+} from './options.js';
+import { appendStepSummary, checkOutputs, writeOutput, type OutputSpec } from './outputs.js';
+
+export interface ExportOptions {
+  folded?: string;
+  pprof?: string;
+  speedscope?: string;
+  json?: string;
+  summary?: string;
+  top: number;
+}
+
+export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions {
+  pid: number;
+  duration: number;
+  frequency: number;
+  output: string;
+  kernel: boolean;
+}
+
+/** --folded, --pprof, --speedscope, --json, --summary and --top, shared with `report`. */
+export function addExportOptions(cmd: Command): Command {
+  return cmd
+    .option('--folded <file>', 'folded stacks (flamegraph.pl, inferno, speedscope)', path('folded'))
+    .option('--pprof <file>', 'gzipped pprof profile (go tool pprof, Pyroscope, Grafana)', path('pprof'))
+    .option('--speedscope <file>', 'speedscope JSON (https://www.speedscope.app)', path('speedscope'))
+    .option('--json <file>', 'summary as JSON: totals, workers, top functions, VM activity', path('json'))
+    .option('--summary <file.md>', 'summary as Markdown; also appended to $GITHUB_STEP_SUMMARY when that is set', path('summary'))
+    .option('--top <n>', 'functions listed in the summaries', integerIn('top', 1, 1000), 15);
+}
+
+export function exportSpecs(o: ExportOptions): OutputSpec[] {
+  const specs: OutputSpec[] = [];
+  for (const flag of ['folded', 'pprof', 'speedscope', 'json', 'summary'] as const) {
+    const p = o[flag];
+    if (p !== undefined) specs.push({ flag: `--${flag}`, path: p });
+  }
+  return specs;
+}
+
+export interface ExportMeta {
+  /** Names the profile in speedscope. */
+  name: string;
+  frequencyHz: number;
+  durationSec?: number;
+  startMs?: number;
+  summary: SummaryExtra;
+}
+
+/** Write the exports asked for in `o` (folded, pprof, speedscope, JSON and Markdown summaries). */
+export function writeExports(stacks: Stack[], o: ExportOptions, meta: ExportMeta, log: Logger, env: NodeJS.ProcessEnv): void {
+  if (o.folded !== undefined) writeOutput(o.folded, foldStacks(stacks));
+  if (o.pprof !== undefined) {
+    const durationNs = BigInt(Math.round((meta.durationSec ?? 0) * 1e9));
+    const startNs = meta.startMs !== undefined ? BigInt(Math.round(meta.startMs)) * 1_000_000n : undefined;
+    writeOutput(o.pprof, encodePprof(stacks, { frequencyHz: meta.frequencyHz, durationNs, ...(startNs !== undefined ? { startNs } : {}) }));
+  }
+  if (o.speedscope !== undefined) {
+    writeOutput(o.speedscope, `${JSON.stringify(toSpeedscope(stacks, { name: meta.name, frequencyHz: meta.frequencyHz }))}\n`);
+  }
+  if (o.json !== undefined || o.summary !== undefined) {
+    const summary = summarize(stacks, { ...meta.summary, top: o.top });
+    if (o.json !== undefined) writeOutput(o.json, renderSummaryJson(summary));
+    if (o.summary !== undefined) {
+      const markdown = renderSummaryMarkdown(summary);
+      writeOutput(o.summary, markdown);
+      appendStepSummary(markdown, log, env);
+    }
+  }
+}
+
+export function profileCommand(): Command {
+  const cmd = new Command('profile')
+    .summary('sample nginx workers and write a flame graph (the default command)')
+    .description(
+      'Sample the CPU stacks of nginx/OpenResty/APISIX workers, Lua and C frames together, and write a flame graph ' +
+        'plus any exports asked for. Needs root. This is the default command: `apisix-profile --pid N` runs it.',
+    )
+    .requiredOption('-p, --pid <pid>', 'nginx worker pid, or a master pid for all its workers', integerIn('pid', 1, 2 ** 22))
+    .option('-d, --duration <seconds>', 'how long to sample; Ctrl-C stops early and still writes the outputs', durationSeconds, 30)
+    .option('-F, --frequency <hz>', 'samples per second per CPU', integerIn('frequency', 1, 10_000), 99)
+    .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
+  addExportOptions(cmd);
+  cmd.addOption(new Option('--no-kernel', 'leave out kernel frames'));
+  addFlameGraphOptions(cmd);
+  addLogOptions(cmd);
+  return cmd.addHelpText(
+    'after',
+    `
+Examples:
+  # 30 s of every worker of an APISIX instance (the master pid means: all its workers)
+  sudo apisix-profile --pid $(cat /usr/local/apisix/logs/nginx.pid)
+
+  # one worker for 10 s at 499 Hz, with folded stacks and a pprof profile
+  sudo apisix-profile -p 4242 -d 10 -F 499 -o worker.svg --folded worker.folded --pprof worker.pb.gz
+
+  # in CI: a Markdown summary (also appended to $GITHUB_STEP_SUMMARY) and a JSON one
+  sudo apisix-profile -p "$MASTER" -d 20 --summary profile.md --json profile.json --folded after.folded
+
+Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
+4 permission denied, 5 kernel unsupported, 6 no samples, 130 interrupted twice.`,
+  );
+}
+
+function resolveTargets(pid: number, log: Logger): number[] {
+  const target = readProcess(pid);
+  if (!target) throw new CliError(`no process with pid ${pid}: check the pid (e.g. pgrep -a nginx)`, ExitCode.TargetNotFound);
+  const pids = expandTarget(target, listProcesses()).map((p) => p.pid);
+  if (pids.length === 0) throw new CliError(`nginx master ${pid} has no worker processes`, ExitCode.TargetNotFound);
+  if (pids.length > 1 || pids[0] !== pid) log.info({ master: pid, workers: pids }, `profiling ${pids.length} worker(s) of master ${pid}`);
+  return pids;
+}
+
+export function summaryLine(stats: RunStats): string {
+  const pct = (n: number) => (stats.samples ? ((100 * n) / stats.samples).toFixed(1) : '0.0');
+  const perPid = [...stats.perPid].map(([pid, n]) => `${pid}:${n}`).join(' ');
+  return (
+    `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); ` +
+    `${pct(stats.samplesInLua)}% in Lua; ${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer; ` +
+    `${stats.lostMapFull} lost`
+  );
+}
+
+/** What the run knows that the summaries show. */
+export function summaryExtra(stats: RunStats, frequencyHz: number, title: string): SummaryExtra {
+  return {
+    title,
+    frequencyHz,
+    durationSec: Number(stats.elapsedSec.toFixed(3)),
+    perPid: [...stats.perPid].map(([pid, samples]) => ({ pid, samples })),
+    lost: stats.lostMapFull,
+    nativeCutShort: stats.nativeCutShort,
+    counters: {
+      samplesInLua: stats.samplesInLua,
+      samplesWithoutG: stats.samplesWithoutG,
+      luaBadReads: stats.luaBadReads,
+    },
+  };
+}
+
+export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): Promise<number> {
+  checkOutputs([{ flag: '--output', path: opts.output }, ...exportSpecs(opts)]);
+  const { log, status } = openTerminal(opts, ctx);
+  if (process.getuid?.() !== 0) {
+    throw new CliError('apisix-profile needs root (BPF, perf events, uprobes): run it with sudo', ExitCode.Permission);
+  }
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
+    throw new CliError('this kernel has no BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF is needed', ExitCode.KernelUnsupported);
+  }
+  if (!existsSync(bpfObjectPath())) {
+    throw new CliError(`BPF object missing (${bpfObjectPath()}): run \`npm run build\``, ExitCode.Internal);
+  }
+  const pids = resolveTargets(opts.pid, log);
+
+  const signal = ctx.interrupts();
+  signal.addEventListener('abort', () => log.info(`${String(signal.reason)}: stopping early, writing what was sampled`), { once: true });
+
+  // The live line: elapsed and remaining time. (run.ts reports no sample
+  // counts while it runs, so none are shown.)
+  let ticker: NodeJS.Timeout | undefined;
+  const startMs = Date.now();
+  const onPhase = (phase: 'sampling' | 'stopped'): void => {
+    if (!status.enabled) return;
+    if (phase === 'sampling') {
+      const began = Date.now();
+      const tick = () => status.set(progressText((Date.now() - began) / 1000, opts.duration));
+      tick();
+      ticker = setInterval(tick, 250);
+      ticker.unref();
+    } else {
+      clearInterval(ticker);
+      status.set('sampling stopped: reading the last samples and naming frames');
+    }
+  };
+
+  let result;
+  try {
+    result = await runProfile({
+      pids,
+      durationSec: opts.duration,
+      frequency: opts.frequency,
+      kernelStacks: opts.kernel,
+      log,
+      signal,
+      onPhase,
+    });
+  } finally {
+    clearInterval(ticker);
+    status.clear();
+  }
+
+  const { stacks, stats } = result;
+  const title = opts.title ?? 'apisix-profile';
+  const svg = renderFlameGraph(
+    stacks,
+    flameGraphOptions(opts, { title, subtitle: `pid ${opts.pid}, ${stats.samples} samples at ${opts.frequency} Hz` }),
+  );
+  writeOutput(opts.output, svg);
+  writeExports(
+    stacks,
+    opts,
+    {
+      name: `apisix-profile pid ${opts.pid}`,
+      frequencyHz: opts.frequency,
+      durationSec: stats.elapsedSec,
+      startMs,
+      summary: summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: pid ${opts.pid}`),
+    },
+    log,
+    ctx.env,
+  );
+  const written = Object.fromEntries(
+    [{ flag: '--output', path: opts.output }, ...exportSpecs(opts)].map((s) => [s.flag.slice(2), s.path]),
+  );
+  log.info(written, summaryLine(stats));
+  if (stats.samples === 0) {
+    log.warn('no samples: the target did not run on a CPU during the profile (is it idle?)');
+    return ExitCode.NoSamples;
+  }
+  return ExitCode.Ok;
+}
