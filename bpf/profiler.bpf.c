@@ -204,13 +204,17 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	uregs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (st->g) {
 		walk_lua(st, uregs, key);
-	} else {
+	} else if (st->table != PROC_NO_LUAJIT) {
 		/*
 		 * A process that never calls the LuaJIT API while we watch (a
 		 * script in one long lua_pcall) still runs the VM, which keeps
 		 * GG_State's dispatch table in r14: offer it to user space.
 		 */
 		st->dispatch = BPF_CORE_READ(uregs, r14);
+		bpf_probe_read_user(st->stack_words, sizeof(st->stack_words),
+				    (void *)BPF_CORE_READ(uregs, sp));
+		key->flags |= SAMPLE_NO_G;
+	} else {
 		key->flags |= SAMPLE_NO_G;
 	}
 

@@ -15,6 +15,12 @@
 /* Offset tables the kernel may hold (one per LuaJIT build and mode in use). */
 #define MAX_LJ_TABLES 8
 
+/* proc_state.table for processes without (a usable) LuaJIT. */
+#define PROC_NO_LUAJIT 0xffffffffU
+
+/* Words of user stack copied while a process's global_State is unknown. */
+#define STACK_SNAPSHOT_WORDS 64
+
 /* Processes one run may profile at once (workers of one or more masters). */
 #define MAX_PROCS 1024
 
@@ -106,8 +112,15 @@ struct proc_state {
 	__u64 g;      /* global_State address, set by user space once validated */
 	__u64 vm_lo;  /* [vm_lo, vm_hi): the VM's bytecode handlers (interpreter) */
 	__u64 vm_hi;
-	__u32 table;  /* index into lj_tables; MAX_LJ_TABLES when no LuaJIT */
+	__u32 table;  /* index into lj_tables once g is set; PROC_NO_LUAJIT: none to find */
 	__u32 uprobe_hits;
+	/*
+	 * The top of the user stack at a recent sample, while g is unknown.
+	 * The VM's C frame keeps the running lua_State there, so user space
+	 * can find it even when no API function is called and no register
+	 * holds DISPATCH (non-GC64 traces).
+	 */
+	__u64 stack_words[STACK_SNAPSHOT_WORDS];
 };
 
 /* Indexes of the per-CPU counters in the `stats` map. */

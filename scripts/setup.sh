@@ -11,10 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build tools, BPF toolchain, and the real parts the demo and tests start:
-# nginx with ngx_lua on OpenResty's LuaJIT, and wrk for load.
+# nginx with ngx_lua on OpenResty's LuaJIT, and wrk for load; perf
+# (linux-perf) and bpftrace are the peers `npm run bench` measures against.
 packages=(
   clang llvm libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config dpkg-dev
   nginx-core libnginx-mod-http-lua lua-resty-core wrk curl binutils
+  linux-perf bpftrace
 )
 missing=()
 for p in "${packages[@]}"; do

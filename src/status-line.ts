@@ -54,7 +54,8 @@ export class StatusLine implements TextSink {
 function secondsText(sec: number): string {
   if (sec < 60) return `${sec.toFixed(sec < 10 ? 1 : 0)} s`;
   const m = Math.floor(sec / 60);
-  return `${m} min ${String(Math.floor(sec - 60 * m)).padStart(2, '0')} s`;
+  const s = Math.floor(sec - 60 * m);
+  return s === 0 ? `${m} min` : `${m} min ${String(s).padStart(2, '0')} s`;
 }
 
 /**

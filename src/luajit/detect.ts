@@ -83,6 +83,26 @@ export function chooseTableFromDispatch(
 }
 
 /**
+ * Given words from the top of a sampled user stack, the first that is a
+ * lua_State under some candidate table. Words that are not pointers, or
+ * point elsewhere, fail validation; duplicates are tried once.
+ */
+export function chooseTableFromWords(
+  mem: MemoryRead,
+  candidates: readonly LuajitTable[],
+  words: readonly bigint[],
+): { table: LuajitTable; g: bigint } | null {
+  const seen = new Set<bigint>();
+  for (const w of words) {
+    if (w < 0x10000n || w >= 1n << 47n || w % 4n !== 0n || seen.has(w)) continue;
+    seen.add(w);
+    const found = chooseTable(mem, candidates, w);
+    if (found) return found;
+  }
+  return null;
+}
+
+/**
  * Given a lua_State the process really used, the first candidate table under
  * which it leads to a consistent global_State, and that state's address.
  */

@@ -7,6 +7,8 @@ export const MAX_USER_FRAMES = 32;
 export const MAX_LUA_FRAMES = 128;
 export const MAX_LJ_TABLES = 8;
 export const MAX_PROCS = 1024;
+export const STACK_SNAPSHOT_WORDS = 64;
+export const PROC_NO_LUAJIT = 0xffffffff;
 
 export const LUA_FRAME_KIND_SHIFT = 60n;
 export const LUA_FRAME_PAYLOAD_MASK = (1n << LUA_FRAME_KIND_SHIFT) - 1n;
@@ -78,8 +80,10 @@ export interface ProcState {
   vmHi: bigint;
   table: number;
   uprobeHits: number;
+  /** Top of the user stack at a recent sample while g was unknown. */
+  stackWords: bigint[];
 }
-export const PROC_STATE_SIZE = 48;
+export const PROC_STATE_SIZE = 48 + STACK_SNAPSHOT_WORDS * 8;
 
 export function encodeProcState(s: ProcState): Buffer {
   const buf = Buffer.alloc(PROC_STATE_SIZE);
@@ -90,6 +94,7 @@ export function encodeProcState(s: ProcState): Buffer {
   buf.writeBigUInt64LE(s.vmHi, 32);
   buf.writeUInt32LE(s.table, 40);
   buf.writeUInt32LE(s.uprobeHits, 44);
+  s.stackWords.slice(0, STACK_SNAPSHOT_WORDS).forEach((w, i) => buf.writeBigUInt64LE(w, 48 + i * 8));
   return buf;
 }
 
@@ -102,6 +107,7 @@ export function decodeProcState(buf: Buffer): ProcState {
     vmHi: buf.readBigUInt64LE(32),
     table: buf.readUInt32LE(40),
     uprobeHits: buf.readUInt32LE(44),
+    stackWords: readWords(buf, 48, STACK_SNAPSHOT_WORDS),
   };
 }
 

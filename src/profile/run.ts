@@ -4,7 +4,7 @@
 // Everything attached is released on every path, including errors.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type LuajitInProcess, candidateTables, chooseTable, chooseTableFromDispatch, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
+import { type LuajitInProcess, candidateTables, chooseTable, chooseTableFromDispatch, chooseTableFromWords, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
   decodeProcState,
@@ -14,6 +14,7 @@ import {
   encodeLjOffsets,
   encodeProcState,
   MAX_LJ_TABLES,
+  PROC_NO_LUAJIT,
   STAT_COUNT,
   StatIndex,
   SampleFlags,
@@ -148,7 +149,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     session.load();
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     for (const [pid, t] of targets) {
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: MAX_LJ_TABLES, uprobeHits: 0 }));
+      session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: t.candidates.length > 0 ? MAX_LJ_TABLES : PROC_NO_LUAJIT, uprobeHits: 0, stackWords: [] }));
       if (t.luajit && t.candidates.length > 0) {
         for (const probe of t.luajit.probeOffsets) {
           t.uprobeLinks.push(session.attachUprobe('learn_global_state', pid, t.luajit.hostPath, Number(probe.fileOffset)));
@@ -234,13 +235,20 @@ function learnGlobalStates(session: NativeSession, targets: Map<number, Target>,
       // No API call seen yet: try the DISPATCH register from a sample; a
       // value from outside the VM just fails to validate, so keep waiting.
       const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
-      if (viaDispatch) adopt(session, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
+      if (viaDispatch) {
+        adopt(session, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
+        continue;
+      }
+      // Or a lua_State pointer in the VM's C frame near the stack top.
+      const viaStack = ctx.mem ? chooseTableFromWords(ctx.mem, t.candidates, state.stackWords) : null;
+      if (viaStack) adopt(session, t, pid, state, viaStack, tables, log, 'stack');
       continue;
     }
     t.gKnown = true;
     const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
     if (!chosen) {
       detachAll(session, t);
+      session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, table: PROC_NO_LUAJIT }));
       log.warn({ pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
       continue;
     }

@@ -107,7 +107,7 @@ for (const config of CONFIGS) {
       it(`detects the build and puts each function within ${TOLERANCE_PP} percentage points of its own measurement`, async () => {
         let truth: Truth | null = null;
         let resetDone: Promise<unknown> | null = null;
-        const run = await profileToFolded(['--pid', String(target.pid), '--duration', '6', '--frequency', '499'], async (line) => {
+        const run = await profileToFolded(['--pid', String(target.pid), '--duration', '6', '--frequency', '999'], async (line) => {
           if (line.includes('"msg":"sampling"')) resetDone = target.reset();
           if (line.includes('"msg":"sampling stopped"')) {
             await resetDone;

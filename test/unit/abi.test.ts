@@ -41,7 +41,10 @@ describe('ABI mirror of bpf/profiler.h', () => {
   it('lays out sample_key and proc_state as the header does', () => {
     expect(structFields('sample_key')).toEqual(['pid', 'flags', 'vmstate', 'n_kernel', 'n_user', 'n_lua', 'pad0', 'pad1', 'kernel', 'user', 'lua', 'lua_pos']);
     expect(abi.SAMPLE_KEY_SIZE).toBe(24 + 8 * (define('MAX_KERNEL_FRAMES') + define('MAX_USER_FRAMES') + define('MAX_LUA_FRAMES')) + 4 * define('MAX_LUA_FRAMES'));
-    expect(structFields('proc_state')).toEqual(['L', 'dispatch', 'g', 'vm_lo', 'vm_hi', 'table', 'uprobe_hits']);
+    expect(structFields('proc_state')).toEqual(['L', 'dispatch', 'g', 'vm_lo', 'vm_hi', 'table', 'uprobe_hits', 'stack_words']);
+    expect(abi.STACK_SNAPSHOT_WORDS).toBe(define('STACK_SNAPSHOT_WORDS'));
+    expect(header).toContain(`#define PROC_NO_LUAJIT 0x${abi.PROC_NO_LUAJIT.toString(16)}U`);
+    expect(abi.PROC_STATE_SIZE).toBe(48 + 8 * define('STACK_SNAPSHOT_WORDS'));
     expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc']);
   });
 
@@ -55,7 +58,7 @@ describe('ABI mirror of bpf/profiler.h', () => {
   });
 
   it('round-trips proc_state and decodes a sample key', () => {
-    const state = { L: 0x7e00n, dispatch: 0x7d00n, g: 0x7f00n, vmLo: 1n, vmHi: 2n, table: 3, uprobeHits: 4 };
+    const state = { L: 0x7e00n, dispatch: 0x7d00n, g: 0x7f00n, vmLo: 1n, vmHi: 2n, table: 3, uprobeHits: 4, stackWords: Array.from({ length: abi.STACK_SNAPSHOT_WORDS }, (_, i) => BigInt(i)) };
     expect(abi.decodeProcState(abi.encodeProcState(state))).toEqual(state);
     const buf = Buffer.alloc(abi.SAMPLE_KEY_SIZE);
     buf.writeUInt32LE(99, 0);

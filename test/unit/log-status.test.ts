@@ -99,7 +99,7 @@ describe('progressText', () => {
     expect(progressText(15, 30)).toBe('sampling [==========>         ] 15 s of 30 s, 15 s left · Ctrl-C stops early');
     expect(progressText(31, 30)).toBe('sampling [====================] 30 s of 30 s, 0.0 s left · Ctrl-C stops early');
     expect(progressText(65, 600, 1234)).toBe(
-      'sampling [==>                 ] 1 min 05 s of 10 min 00 s, 9 min 05 s left, 1234 samples · Ctrl-C stops early',
+      'sampling [==>                 ] 1 min 05 s of 10 min, 8 min 55 s left, 1234 samples · Ctrl-C stops early',
     );
   });
 });

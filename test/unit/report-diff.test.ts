@@ -1,6 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { diffColor, diffStacks, foldDiff, renderDiffFlameGraph } from '../../src/report/diff.js';
+import {
+  diffColor,
+  diffStacks,
+  foldDiff,
+  renderDiffFlameGraph,
+  renderDiffSummaryJson,
+  renderDiffSummaryMarkdown,
+  summarizeDiff,
+} from '../../src/report/diff.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { renderFlameGraph } from '../../src/report/flamegraph/svg.js';
 import type { Stack } from '../../src/report/stack.js';
@@ -217,5 +225,78 @@ describe('renderDiffFlameGraph', () => {
       return;
     }
     expect(out).toBe(readFileSync(golden, 'utf8'));
+  });
+});
+
+describe('summarizeDiff', () => {
+  it('ranks functions by the change of their self share, both ways', () => {
+    const s = summarizeDiff(small, smallAfter, { title: 'small' });
+    expect(s.title).toBe('small');
+    expect([s.beforeSamples, s.afterSamples]).toEqual([47, 50]);
+    expect(s.grew.map((c) => [c.name, Number(c.selfDeltaPp.toFixed(2)), Number(c.totalDeltaPp.toFixed(2))])).toEqual([
+      ['heavy (/app/work.lua:12)', 17.45, 6.3],
+      ['cache_get (/app/routes.lua:40)', 12, 12],
+    ]);
+    expect(s.shrank.map((c) => c.name)).toEqual([
+      'string.format',
+      `(/app/<tmpl> "a" & 'b'.lua:3)`,
+      'do_epoll_wait_[k]',
+      '[unknown]',
+      '[GC]',
+      '[JIT compiler]',
+    ]);
+    const heavy = s.grew[0];
+    expect(heavy.before).toEqual({ self: 20, total: 29, selfShare: 20 / 47, totalShare: 29 / 47 });
+    expect(heavy.after).toEqual({ self: 30, total: 34, selfShare: 30 / 50, totalShare: 34 / 50 });
+    const cache = s.grew[1];
+    expect(cache.before).toEqual({ self: 0, total: 0, selfShare: 0, totalShare: 0 });
+  });
+
+  it('leaves out unchanged functions, ties by name, and honours top', () => {
+    const before: Stack[] = [
+      { frames: ['a', 'x'], count: 1 },
+      { frames: ['a', 'y'], count: 1 },
+      { frames: ['a', 'z'], count: 2 },
+    ];
+    const after: Stack[] = [
+      { frames: ['a', 'y'], count: 2 },
+      { frames: ['a', 'x'], count: 2 },
+      { frames: ['a', 'z'], count: 0 },
+    ];
+    const s = summarizeDiff(before, after, { top: 1 });
+    expect(s.title).toBe('apisix-profile: differential');
+    expect(s.grew.map((c) => c.name)).toEqual(['x']);
+    expect(s.shrank.map((c) => [c.name, c.selfDeltaPp])).toEqual([['z', -50]]);
+    expect(summarizeDiff(small, small).grew).toEqual([]);
+    expect(summarizeDiff(small, small).shrank).toEqual([]);
+    expect(() => summarizeDiff(small, small, { top: -1 })).toThrow(RangeError);
+  });
+
+  it('renders Markdown and JSON', () => {
+    const s = summarizeDiff(small, smallAfter, { title: 'small', top: 2 });
+    expect(renderDiffSummaryMarkdown(s)).toBe(
+      [
+        '### small',
+        '',
+        "before: **47 samples** · after: **50 samples** · changes are in percentage points (pp) of each run's total",
+        '',
+        '**Grew (self share)**',
+        '',
+        '| # | Function | Self before | Self after | Self change | Total change |',
+        '|---:|---|---:|---:|---:|---:|',
+        '| 1 | `heavy (/app/work.lua:12)` | 42.55% | 60.00% | +17.45 pp | +6.30 pp |',
+        '| 2 | `cache_get (/app/routes.lua:40)` | 0.00% | 12.00% | +12.00 pp | +12.00 pp |',
+        '',
+        '**Shrank (self share)**',
+        '',
+        '| # | Function | Self before | Self after | Self change | Total change |',
+        '|---:|---|---:|---:|---:|---:|',
+        '| 1 | `string.format` | 19.15% | 8.00% | -11.15 pp | -11.15 pp |',
+        `| 2 | \`(/app/<tmpl> "a" & 'b'.lua:3)\` | 10.64% | 0.00% | -10.64 pp | -10.64 pp |`,
+        '',
+      ].join('\n'),
+    );
+    expect(renderDiffSummaryMarkdown(summarizeDiff(small, small))).toContain('**Grew (self share)**\n\nNone.');
+    expect(JSON.parse(renderDiffSummaryJson(s))).toEqual(JSON.parse(JSON.stringify(s)));
   });
 });

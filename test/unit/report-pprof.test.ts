@@ -25,11 +25,15 @@ describe('parseLuaFrame', () => {
     ],
     ['(content_by_lua(nginx.conf:40):7)', { name: '', chunk: 'content_by_lua(nginx.conf:40)', line: 7 }],
     ['M.f (/a b/x.lua:9)', { name: 'M.f', chunk: '/a b/x.lua', line: 9 }],
+    // stapxx (lj-lua-stacks, ngx-sample-lua-bt) frames, collapsed
+    ['@/app/work.lua:12', { name: '', chunk: '/app/work.lua', line: 12 }],
+    ['T:@/app/work.lua:30', { name: '', chunk: '/app/work.lua', line: 30 }],
+    ['=content_by_lua(nginx.conf:40):3', { name: '', chunk: 'content_by_lua(nginx.conf:40)', line: 3 }],
   ])('%s', (frame, parts) => {
     expect(parseLuaFrame(frame)).toEqual(parts);
   });
 
-  it.each(['main', 'string.format', '[GC]', 'do_epoll_wait_[k]', 'foo(int:3)'])('%s is not Lua', (frame) => {
+  it.each(['main', 'string.format', '[GC]', 'do_epoll_wait_[k]', 'foo(int:3)', 'C:ngx_http_lua_ngx_say', 'builtin#21', '@nolines'])('%s is not Lua', (frame) => {
     expect(parseLuaFrame(frame)).toBeNull();
   });
 });
