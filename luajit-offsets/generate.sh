@@ -210,6 +210,8 @@ node -e '
     fastFunctions: JSON.parse(fs.readFileSync(ffPath, "utf8")),
     bytecodes: JSON.parse(fs.readFileSync(bcPath, "utf8")),
   };
-  fs.writeFileSync(outPath, JSON.stringify(table, null, 2) + "\n");
+  // One bytecode per line keeps the file readable.
+  const text = JSON.stringify(table, null, 2).replace(/\[\s+("[^"]*"),\s+("[^"]*"),\s+("[^"]*")\s+\]/g, "[$1, $2, $3]");
+  fs.writeFileSync(outPath, text + "\n");
 ' "$TMP/offsets.json" "$TMP/ff.json" "$TMP/bytecodes.json" "$OUT"
 log "wrote $OUT"

@@ -29,10 +29,10 @@ static void put(const char *key, long value)
 
 #define OFS(type, field) ((long)offsetof(type, field))
 
-/* `offsets bytecodes`: each bytecode's name and operand-A mode, in opcode
- * order, from the BCDEF list of this very tree. */
+/* `offsets bytecodes`: each bytecode's name, operand-A mode and metamethod,
+ * in opcode order, from the BCDEF list of this very tree. */
 #define BC_ENTRY(name, ma, mb, mc, mm) \
-  printf("%s[\"%s\", \"%s\"]", n++ ? ",\n  " : "[\n  ", #name, #ma);
+  printf("%s[\"%s\", \"%s\", \"%s\"]", n++ ? ",\n  " : "[\n  ", #name, #ma, #mm);
 
 static int print_bytecodes(void)
 {

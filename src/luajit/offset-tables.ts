@@ -11,6 +11,8 @@ export interface LuajitTable {
   offsets: Record<string, number>;
   /** fastFunctions[i] is the Lua name of fast function id i + 2. */
   fastFunctions: string[];
+  /** By opcode: [name, operand-A mode, metamethod] from the build's lj_bc.h. */
+  bytecodes: [string, string, string][];
 }
 
 export function tablesDir(): string {

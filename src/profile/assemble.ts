@@ -19,7 +19,8 @@ export interface UserFrame {
 export interface FrameResolvers {
   kernel(addr: bigint): string;
   user(pid: number, addr: bigint): UserFrame;
-  lua(pid: number, word: bigint): string;
+  /** Names of the sample's Lua frames, leaf first (key.lua order). */
+  luaFrames(key: SampleKey): string[];
 }
 
 export interface AssembledStack {
@@ -63,7 +64,7 @@ export function assembleStack(key: SampleKey, resolve: FrameResolvers): Assemble
     return { frames: [...kept.map((f) => f.name).reverse(), ...kernel], nativeCutShort: !complete };
   }
 
-  const lua = key.lua.map((word) => resolve.lua(key.pid, word)).reverse();
+  const lua = resolve.luaFrames(key).reverse();
   // Native frames above the VM: the C code that Lua called, leaf first, up
   // to where the walk reaches the VM or trace code (the Lua frames stand
   // for those) or stops being trustworthy.

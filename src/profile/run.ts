@@ -22,6 +22,7 @@ import {
 } from '../native/abi.js';
 import { type NativeSession, openNativeSession } from '../native/addon.js';
 import { packageRoot } from '../package-root.js';
+import type { LineMode } from '../luajit/lua-frames.js';
 import type { Stack } from '../report/stack.js';
 import { readKallsyms } from '../symbolize/kallsyms.js';
 import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-symbolizer.js';
@@ -34,8 +35,8 @@ export interface RunOptions {
   durationSec: number;
   frequency: number;
   kernelStacks: boolean;
-  /** Record the leaf Lua frame's current position (for --lines current). */
-  leafPositions?: boolean;
+  /** Lua frame lines: definition (default; frames aggregate per function) or current. */
+  lines?: LineMode;
   log: Logger;
   /** Ends sampling early (Ctrl-C); the run still returns what it has. */
   signal?: AbortSignal;
@@ -96,6 +97,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       table: null,
       luajitPath: luajit?.path ?? null,
       vm: null,
+      g: null,
     };
     contexts.set(pid, ctx);
     const candidates = luajit ? candidateTables(luajit, tables) : [];
@@ -104,7 +106,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'));
   const aggregate = new Map<string, number>();
-  const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never);
+  const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never, opts.lines ?? 'definition');
   const stats: RunStats = {
     samples: 0,
     samplesInLua: 0,
@@ -145,7 +147,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
   const started = Date.now();
   try {
-    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.leafPositions ?? false }));
+    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current' }));
     session.load();
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     for (const [pid, t] of targets) {
@@ -271,6 +273,7 @@ function adopt(
   const lj = t.luajit!;
   t.gKnown = true;
   ctx.table = chosen.table;
+  ctx.g = chosen.g;
   const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
   const range = handlers ? widenToVm(handlers, lj) : null;
   ctx.vm = range;

@@ -4,9 +4,11 @@
 // when an address falls outside what it knew.
 import { basename } from 'node:path';
 import type { FrameResolvers, UserFrame } from '../profile/assemble.js';
-import { fastFunctionName, type LuajitTable } from '../luajit/offset-tables.js';
-import { decodeProtoHeader, decodeStringLength, displayChunkName, luaFrameName } from '../luajit/proto.js';
-import { LuaFrameKind, luaFrameKind, luaFramePayload } from '../native/abi.js';
+import type { LuajitTable } from '../luajit/offset-tables.js';
+import { type LineMode, nameLuaFrames } from '../luajit/lua-frames.js';
+import { PrototypeReader } from '../luajit/prototypes.js';
+import { tracePosition } from '../luajit/traces.js';
+import type { SampleKey } from '../native/abi.js';
 import { findMapping, isExecutable, type Mapping, readProcMaps } from '../target/proc-maps.js';
 import type { MemoryReader } from '../target/process-memory.js';
 import { loadElfObject, symbolizeAddress } from './elf-cache.js';
@@ -22,18 +24,19 @@ export interface ProcessContext {
   luajitPath: string | null;
   /** Interpreter range, once known. */
   vm: { lo: bigint; hi: bigint } | null;
+  /** global_State address, once known. */
+  g: bigint | null;
 }
-
-const MAX_CHUNKNAME = 512;
 
 export class ProcessSymbolizer implements FrameResolvers {
   private readonly users = new Map<string, UserFrame>();
-  private readonly luas = new Map<string, string>();
   private readonly kernels = new Map<bigint, string>();
+  private readonly readers = new Map<number, PrototypeReader>();
 
   constructor(
     private readonly contexts: Map<number, ProcessContext>,
     private readonly kallsyms: KernelSymbols,
+    private readonly lines: LineMode = 'definition',
   ) {}
 
   kernel(addr: bigint): string {
@@ -56,14 +59,28 @@ export class ProcessSymbolizer implements FrameResolvers {
     return frame;
   }
 
-  lua(pid: number, word: bigint): string {
-    const cacheKey = `${pid}:${word}`;
-    let name = this.luas.get(cacheKey);
-    if (name === undefined) {
-      name = this.resolveLua(pid, word);
-      this.luas.set(cacheKey, name);
+  luaFrames(key: SampleKey): string[] {
+    const ctx = this.contexts.get(key.pid);
+    const reader = ctx ? this.readerFor(ctx) : null;
+    let leafPc: bigint | null = null;
+    // Inside compiled code the leaf's current line comes from the trace.
+    if (this.lines === 'current' && reader && ctx?.g && key.vmstate > 0 && key.user.length > 0) {
+      leafPc = tracePosition(reader, ctx.g, key.vmstate, key.user[0])?.pc ?? null;
     }
-    return name;
+    return nameLuaFrames(
+      { words: key.lua, positions: key.luaPos, leafPc },
+      { reader, lines: this.lines, nativeName: (addr) => this.user(key.pid, addr).name },
+    );
+  }
+
+  private readerFor(ctx: ProcessContext): PrototypeReader | null {
+    if (!ctx.mem || !ctx.table) return null;
+    let reader = this.readers.get(ctx.pid);
+    if (!reader || reader.table !== ctx.table) {
+      reader = new PrototypeReader(ctx.mem, ctx.table);
+      this.readers.set(ctx.pid, reader);
+    }
+    return reader;
   }
 
   private mappingFor(ctx: ProcessContext, addr: bigint): Mapping | undefined {
@@ -103,35 +120,6 @@ export class ProcessSymbolizer implements FrameResolvers {
     return { name, region, keepsFramePointer: obj ? obj.usesFramePointers : false, isReturnSite };
   }
 
-  private resolveLua(pid: number, word: bigint): string {
-    const kind = luaFrameKind(word);
-    const payload = luaFramePayload(word);
-    const ctx = this.contexts.get(pid);
-    if (kind === LuaFrameKind.Fast) {
-      return ctx?.table ? fastFunctionName(ctx.table, Number(payload)) : `builtin#${payload}`;
-    }
-    if (kind === LuaFrameKind.C) {
-      // A lua_CFunction: name it like any native address.
-      return this.user(pid, payload).name;
-    }
-    if (kind === LuaFrameKind.Lua && ctx?.mem && ctx.table) {
-      return this.describeProto(ctx.mem, ctx.table, payload) ?? '(unknown Lua function)';
-    }
-    return '[unknown Lua frame]';
-  }
-
-  private describeProto(mem: MemoryReader, table: LuajitTable, proto: bigint): string | null {
-    const o = table.offsets;
-    const header = mem.read(proto, o.pt_size);
-    if (!header) return null;
-    const pt = decodeProtoHeader(header, o);
-    const strHeader = mem.read(pt.chunkname, o.str_size);
-    if (!strHeader) return null;
-    const len = Math.min(decodeStringLength(strHeader, o), MAX_CHUNKNAME);
-    const bytes = len > 0 ? mem.read(pt.chunkname + BigInt(o.str_size), len) : Buffer.alloc(0);
-    if (!bytes) return null;
-    return luaFrameName(displayChunkName(bytes.toString('utf8')), pt.firstline);
-  }
 }
 
 export function describeMapping(m: Mapping): string {

@@ -17,7 +17,7 @@ function frameAt(addr: bigint): UserFrame {
 const resolvers: FrameResolvers = {
   kernel: (a) => `k${a.toString(16)}_[k]`,
   user: (_pid, a) => frameAt(a),
-  lua: (_pid, w) => `lua${(w & 0xffffn).toString(16)}`,
+  luaFrames: (k) => k.lua.map((w) => `lua${(w & 0xffffn).toString(16)}`),
 };
 
 function key(partial: Partial<SampleKey>): SampleKey {
@@ -79,7 +79,7 @@ describe('assembleStack', () => {
 
   it('does not repeat a C function that both walks found', () => {
     const cWord = (BigInt(LuaFrameKind.C) << LUA_FRAME_KIND_SHIFT) | 0x3002n;
-    const r: FrameResolvers = { ...resolvers, lua: (_p, w) => (w === cWord ? 'f3002' : resolvers.lua(_p, w)) };
+    const r: FrameResolvers = { ...resolvers, luaFrames: (k) => k.lua.map((w) => (w === cWord ? 'f3002' : `lua${(w & 0xffffn).toString(16)}`)) };
     const s = assembleStack(key({ flags: SampleFlags.InLua, vmstate: VmState.C, user: [0x3001n, 0x3002n, 0x1000n], lua: [cWord, luaWord(1)] }), r);
     expect(s.frames).toEqual(['lua1', 'f3002', 'f3001']);
   });
