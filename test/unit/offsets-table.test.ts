@@ -13,12 +13,13 @@ const OFFSET_KEYS = [
   'GG_g', 'GG_J', 'GG_dispatch',
   'fn_ffid', 'fn_pc', 'fn_c_f',
   'pt_size', 'pt_chunkname', 'pt_firstline', 'pt_numline', 'pt_lineinfo', 'pt_sizebc',
+  'pt_k', 'pt_sizekgc', 'pt_sizeuv', 'pt_uvinfo', 'pt_varinfo',
   'str_size', 'str_len',
   'J_trace', 'J_sizetrace', 'trace_nsnap', 'trace_snap', 'trace_snapmap', 'trace_mcode',
   'trace_szmcode', 'trace_startpt', 'trace_startpc', 'trace_spadjust',
-  'snap_size', 'snap_mcofs', 'snap_mapofs',
+  'snap_size', 'snap_mcofs', 'snap_mapofs', 'snap_nent',
 ];
-const TOP_KEYS = ['package', 'version', 'mode', 'source', 'generator', 'offsets', 'fastFunctions'];
+const TOP_KEYS = ['package', 'version', 'mode', 'source', 'generator', 'offsets', 'fastFunctions', 'bytecodes'];
 
 describe('ffdefToNames', () => {
   const header = [
@@ -107,6 +108,16 @@ describe('committed offset tables', () => {
         expect(['gc64', 'nogc64']).toContain(table.mode);
         expect(table.generator).toBe('luajit-offsets/generate.sh');
         expect(table.source).toMatch(/^Debian source package \S+ \S+ \(dsc sha256 [0-9a-f]{64}\)$/);
+      });
+
+      it('lists every bytecode with its operand-A mode and metamethod', () => {
+        const names = table.bytecodes.map((b: string[]) => b[0]);
+        expect(names.slice(0, 2)).toEqual(['ISLT', 'ISGE']);
+        for (const op of ['MOV', 'GGET', 'TGETS', 'UGET', 'CALL', 'CALLM', 'ITERC', 'KNIL', 'FUNCF', 'FUNCC']) expect(names).toContain(op);
+        const byName = new Map(table.bytecodes.map((b: string[]) => [b[0], b]));
+        expect(byName.get('CALL')).toEqual(['CALL', 'base', 'call']);
+        expect(byName.get('TGETS')).toEqual(['TGETS', 'dst', 'index']);
+        expect(byName.get('MOV')).toEqual(['MOV', 'dst', '___']);
       });
 
       it('has integer offsets consistent with the mode', () => {
