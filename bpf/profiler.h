@@ -10,7 +10,7 @@
 /* Deepest native stacks (kernel and user) and Lua stacks one sample keeps. */
 #define MAX_KERNEL_FRAMES 32
 #define MAX_USER_FRAMES 32
-#define MAX_LUA_FRAMES 128 /* power of two: used as an index mask */
+#define MAX_LUA_FRAMES 256 /* power of two: used as an index mask */
 
 /* Offset tables the kernel may hold (one per LuaJIT build and mode in use). */
 #define MAX_LJ_TABLES 8

@@ -4,7 +4,7 @@
 
 export const MAX_KERNEL_FRAMES = 32;
 export const MAX_USER_FRAMES = 32;
-export const MAX_LUA_FRAMES = 128;
+export const MAX_LUA_FRAMES = 256;
 export const MAX_LJ_TABLES = 8;
 export const MAX_PROCS = 1024;
 export const STACK_SNAPSHOT_WORDS = 64;

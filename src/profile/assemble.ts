@@ -65,6 +65,8 @@ export function assembleStack(key: SampleKey, resolve: FrameResolvers): Assemble
   }
 
   const lua = resolve.luaFrames(key).reverse();
+  // Deeper than the kernel side keeps: say so where the missing root is.
+  if (key.flags & SampleFlags.LuaTruncated) lua.unshift('[more Lua frames]');
   // Native frames above the VM: the C code that Lua called, leaf first, up
   // to where the walk reaches the VM or trace code (the Lua frames stand
   // for those) or stops being trustworthy.

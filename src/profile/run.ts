@@ -18,6 +18,7 @@ import {
   STAT_COUNT,
   StatIndex,
   SampleFlags,
+  VmState,
   u32Key,
 } from '../native/abi.js';
 import { type NativeSession, openNativeSession } from '../native/addon.js';
@@ -54,6 +55,8 @@ export interface RunStats {
   luaBadReads: number;
   uprobeHits: number;
   perPid: Map<number, number>;
+  /** Samples inside the VM by what it was doing (from G->vmstate). */
+  vmStates: { interpreted: number; compiled: number; c: number; gc: number; jit: number; exit: number };
   elapsedSec: number;
 }
 
@@ -116,6 +119,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     luaBadReads: 0,
     uprobeHits: 0,
     perPid: new Map(),
+    vmStates: { interpreted: 0, compiled: 0, c: 0, gc: 0, jit: 0, exit: 0 },
     elapsedSec: 0,
   };
   let active = 0;
@@ -128,7 +132,10 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       const text = stack.frames.join(';');
       aggregate.set(text, (aggregate.get(text) ?? 0) + count);
       stats.perPid.set(key.pid, (stats.perPid.get(key.pid) ?? 0) + count);
-      if (key.flags & SampleFlags.InLua) stats.samplesInLua += count;
+      if (key.flags & SampleFlags.InLua) {
+        stats.samplesInLua += count;
+        stats.vmStates[vmStateBucket(key.vmstate)] += count;
+      }
       if (key.flags & SampleFlags.NoG) stats.samplesWithoutG += count;
       if (stack.nativeCutShort) stats.nativeCutShort += count;
     }
@@ -289,6 +296,24 @@ function adopt(
     { pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
     `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
   );
+}
+
+function vmStateBucket(vmstate: number): keyof RunStats['vmStates'] {
+  if (vmstate >= 0) return 'compiled';
+  switch (vmstate) {
+    case VmState.Interp:
+      return 'interpreted';
+    case VmState.GC:
+      return 'gc';
+    case VmState.Exit:
+      return 'exit';
+    case VmState.Record:
+    case VmState.Opt:
+    case VmState.Asm:
+      return 'jit';
+    default:
+      return 'c';
+  }
 }
 
 function detachAll(session: NativeSession, t: Target): void {

@@ -77,6 +77,11 @@ describe('assembleStack', () => {
     }
   });
 
+  it('marks a Lua stack cut at the kernel side\'s depth limit at its root', () => {
+    const s = assembleStack(key({ flags: SampleFlags.InLua | SampleFlags.LuaTruncated, vmstate: VmState.Interp, user: [0x1000n], lua: [luaWord(2), luaWord(1)] }), resolvers);
+    expect(s.frames).toEqual(['[more Lua frames]', 'lua1', 'lua2']);
+  });
+
   it('does not repeat a C function that both walks found', () => {
     const cWord = (BigInt(LuaFrameKind.C) << LUA_FRAME_KIND_SHIFT) | 0x3002n;
     const r: FrameResolvers = { ...resolvers, luaFrames: (k) => k.lua.map((w) => (w === cWord ? 'f3002' : `lua${(w & 0xffffn).toString(16)}`)) };
