@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Installs what apisix-profile needs on Debian 12 and builds it. Safe to run
 # again: it only installs what is missing and rebuilds what changed.
+#   bash scripts/setup.sh           what the profiler and its demo need
+#   bash scripts/setup.sh --tests   also what the test suite needs: the
+#                                   LuaJIT builds it profiles, Chromium,
+#                                   Docker (started if not running)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+tests=0
+case "${1:-}" in
+  --tests) tests=1 ;;
+  "") ;;
+  *) echo "setup: unknown argument $1 (use --tests or nothing)" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (apt packages, BPF): sudo bash scripts/setup.sh" >&2
@@ -11,13 +21,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build tools, BPF toolchain, and the real parts the demo and tests start:
-# nginx with ngx_lua on OpenResty's LuaJIT, and wrk for load; perf
-# (linux-perf) and bpftrace are the peers `npm run bench` measures against.
+# nginx with ngx_lua on OpenResty's LuaJIT, and wrk for load.
 packages=(
   clang llvm libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config dpkg-dev
   nginx-core libnginx-mod-http-lua lua-resty-core wrk curl binutils
-  linux-perf bpftrace
 )
+# For the tests and benchmarks: chromium runs the flame graph's browser test
+# (headless, via playwright-core); docker.io runs the container tests; perf
+# (linux-perf) and bpftrace are the peers `npm run bench` measures against.
+if [ "$tests" = 1 ]; then
+  packages+=(chromium docker.io linux-perf bpftrace)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -46,3 +60,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-fund --no-audit
 fi
 npm run --silent build
+
+if [ "$tests" = 1 ]; then
+  # The LuaJIT builds and modes the tests profile (cached; ~2 min the first time).
+  bash scripts/build-luajit-variants.sh
+  # A Docker engine for the container tests.
+  if ! docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd"
+    nohup dockerd >/var/log/apisix-profile-dockerd.log 2>&1 &
+    for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/apisix-profile-dockerd.log" >&2; exit 1; }
+  fi
+fi
