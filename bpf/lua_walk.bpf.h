@@ -16,6 +16,7 @@
 #define LJ_FRAME_TYPE 3
 #define LJ_FRAME_TYPEP 7
 #define LJ_FRAME_LUA 0
+#define LJ_FRAME_C 1 /* also FRAME_CP: a frame entered from C (lua_call, lua_pcall) */
 #define LJ_FRAME_VARG 3
 #define LJ_GCPTR_MASK ((1ULL << 47) - 1)
 #define LJ_FF_LUA 0
@@ -146,7 +147,8 @@ static long walk_step(__u32 index, void *data)
 			return 1;
 		}
 		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn);
-		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, fn);
+		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, fn) |
+			((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_C ? LUA_POS_FROM_C : 0);
 		w->n++;
 	}
 	w->link_pc = 0;

@@ -59,6 +59,22 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Compact .eh_frame rows of every file the targets map, back to back. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_UNWIND_ROWS);
+	__type(key, __u32);
+	__type(value, struct unwind_row);
+} unwind_rows SEC(".maps");
+
+/* Per target process (tgid): its executable mappings and their rows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct proc_mappings);
+} proc_maps SEC(".maps");
+
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -105,6 +121,7 @@ static __always_inline int read_u64(__u64 addr, __u64 *out)
 }
 
 #include "lua_walk.bpf.h"
+#include "unwind.bpf.h"
 
 /* --- programs ------------------------------------------------------------ */
 
@@ -191,16 +208,6 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 		if (n > 0)
 			key->n_kernel = n / sizeof(__u64);
 	}
-	/*
-	 * The user stack: the interrupted instruction, then what frame
-	 * pointers give; user space decides how much of it to trust.
-	 */
-	n = bpf_get_stack(ctx, key->user, sizeof(key->user), BPF_F_USER_STACK);
-	if (n > 0)
-		key->n_user = n / sizeof(__u64);
-	else
-		stat_add(STAT_USER_STACK_FAIL);
-
 	uregs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (st->g) {
 		walk_lua(st, uregs, key);
@@ -216,6 +223,20 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 		key->flags |= SAMPLE_NO_G;
 	} else {
 		key->flags |= SAMPLE_NO_G;
+	}
+
+	if (cfg.unwind_cfi && bpf_map_lookup_elem(&proc_maps, &tgid)) {
+		unwind_user(st, uregs, key);
+	} else {
+		/*
+		 * The interrupted instruction, then what frame pointers give;
+		 * user space decides how much of it to trust.
+		 */
+		n = bpf_get_stack(ctx, key->user, sizeof(key->user), BPF_F_USER_STACK);
+		if (n > 0)
+			key->n_user = n / sizeof(__u64);
+		else
+			stat_add(STAT_USER_STACK_FAIL);
 	}
 
 	count_sample(key);

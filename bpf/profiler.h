@@ -9,11 +9,16 @@
 
 /* Deepest native stacks (kernel and user) and Lua stacks one sample keeps. */
 #define MAX_KERNEL_FRAMES 32
-#define MAX_USER_FRAMES 32
+#define MAX_USER_FRAMES 64 /* power of two: used as an index mask */
 #define MAX_LUA_FRAMES 256 /* power of two: used as an index mask */
 
 /* Offset tables the kernel may hold (one per LuaJIT build and mode in use). */
 #define MAX_LJ_TABLES 8
+
+/* Native unwinding from .eh_frame: rows of every loaded file, back to back. */
+#define MAX_UNWIND_ROWS (1 << 19)
+/* Executable file mappings one process may have rows for. */
+#define MAX_MAPPINGS 64
 
 /* proc_state.table for processes without (a usable) LuaJIT. */
 #define PROC_NO_LUAJIT 0xffffffffU
@@ -46,6 +51,12 @@ enum sample_flags {
 	SAMPLE_BASE_FROM_REG = 1 << 3, /* interpreter BASE taken from the register */
 	SAMPLE_BASE_FROM_JIT = 1 << 4, /* compiled code: walked from G->jit_base */
 	SAMPLE_NO_G = 1 << 5,          /* LuaJIT not (yet) located in this process */
+	SAMPLE_UNWIND_CFI = 1 << 6,    /* native frames come from the .eh_frame unwinder */
+	SAMPLE_UNWIND_END = 1 << 7,    /* ... which reached the outermost frame */
+	SAMPLE_UNWIND_NO_CFI = 1 << 8, /* ... stopped: no CFI and no usable frame pointer */
+	SAMPLE_UNWIND_BAD_READ = 1 << 9, /* ... stopped: a stack read failed */
+	SAMPLE_UNWIND_DEPTH = 1 << 10, /* ... stopped at MAX_USER_FRAMES */
+	SAMPLE_UNWIND_UNSUPPORTED = 1 << 11, /* ... stopped: CFI we cannot evaluate */
 };
 
 /* LuaJIT's vmstate values (~LJ_VMST_*); >= 0 means compiled trace N. */
@@ -84,6 +95,10 @@ struct sample_key {
 	__u32 lua_pos[MAX_LUA_FRAMES];
 };
 
+/* lua_pos flag: this frame was entered from C, a new VM entry below it. */
+#define LUA_POS_FROM_C (1U << 31)
+#define LUA_POS_MASK (LUA_POS_FROM_C - 1)
+
 /*
  * LuaJIT struct layout for one build and mode, in bytes (-1: not present).
  * the JSON tables in luajit-offsets/tables hold the values under the same names.
@@ -103,6 +118,43 @@ struct lj_offsets {
 	__s32 fn_pc;
 	__s32 fn_c_f;
 	__s32 pt_size;
+	__s32 GG_g;
+	__s32 GG_J;
+	__s32 J_trace;
+	__s32 trace_spadjust;
+};
+
+/* One compact unwind row (src/unwind/rows.ts encodeRows writes them). */
+enum unwind_kind {
+	UNWIND_UNDEFINED = 0, /* no CFI here */
+	UNWIND_RSP = 1,       /* CFA = rsp + cfa_offset */
+	UNWIND_RBP = 2,       /* CFA = rbp + cfa_offset */
+	UNWIND_PLT = 3,       /* CFA = rsp + cfa_offset + ((ip & 15) >= threshold ? 8 : 0) */
+	UNWIND_UNSUPPORTED = 4,
+	UNWIND_END = 5,       /* outermost frame */
+};
+
+struct unwind_row {
+	__u64 pc;          /* first ELF vaddr the row covers */
+	__s32 cfa_offset;
+	__u8 kind;         /* enum unwind_kind in bits 0-3, PLT threshold in 4-7 */
+	__s8 ra_offset;    /* return address at CFA + ra_offset */
+	__s16 rbp_offset;  /* caller's rbp at CFA + rbp_offset; 0: rbp unchanged */
+};
+
+/* An executable file mapping of a process and its rows in unwind_rows. */
+struct exec_mapping {
+	__u64 start;
+	__u64 end;
+	__u64 bias;       /* runtime address = ELF vaddr + bias */
+	__u32 row_first;
+	__u32 row_count;
+};
+
+struct proc_mappings {
+	__u32 n;          /* sorted by start */
+	__u32 pad;
+	struct exec_mapping m[MAX_MAPPINGS];
 };
 
 /* Per target process, keyed by tgid. User space creates it; BPF fills g. */
@@ -137,6 +189,8 @@ enum stat_index {
 struct profiler_config {
 	__u32 kernel_stacks; /* 1: record kernel frames too */
 	__u32 leaf_pc;       /* 1: record the leaf Lua frame's position (--lines current) */
+	__u32 unwind_cfi;    /* 1: native frames from .eh_frame rows; 0: frame pointers */
+	__u32 pad;
 };
 
 #endif

@@ -90,6 +90,7 @@ Napi::Function Session::Define(Napi::Env env) {
                          InstanceMethod<&Session::SetMaxEntries>("setMaxEntries"),
                          InstanceMethod<&Session::Load>("load"),
                          InstanceMethod<&Session::MapUpdate>("mapUpdate"),
+                         InstanceMethod<&Session::MapFillArray>("mapFillArray"),
                          InstanceMethod<&Session::MapLookup>("mapLookup"),
                          InstanceMethod<&Session::MapDelete>("mapDelete"),
                          InstanceMethod<&Session::MapEntries>("mapEntries"),
@@ -250,6 +251,34 @@ Napi::Value Session::MapUpdate(const Napi::CallbackInfo& info) {
   int err = bpf_map__update_elem(map, key.Data(), key.Length(), value.Data(), value.Length(),
                                  BPF_ANY);
   if (err) ThrowErrno(env, err, "update map " + name);
+  return env.Undefined();
+}
+
+// Writes consecutive entries of an array map from one buffer (whole values
+// back to back), starting at index first: loads large tables in one call.
+Napi::Value Session::MapFillArray(const Napi::CallbackInfo& info) {
+  METHOD("mapFillArray", 3);
+  ARG_STRING(name, 0);
+  ARG_INT(first, 1, 0, 0xffffffffLL);
+  ARG_BUFFER(values, 2);
+  RequireLoaded(env, method_name__);
+  bpf_map* map = FindMap(env, name);
+  if (bpf_map__type(map) != BPF_MAP_TYPE_ARRAY)
+    ThrowTypeError(env, Format("mapFillArray: map %s is not an array map", name.c_str()));
+  size_t value_size = ValueSize(env, map);
+  if (values.Length() % value_size != 0)
+    ThrowRangeError(env, Format("mapFillArray: map %s has %zu-byte values, got %zu bytes",
+                                name.c_str(), value_size, values.Length()));
+  size_t count = values.Length() / value_size;
+  if (first + count > bpf_map__max_entries(map))
+    ThrowRangeError(env, Format("mapFillArray: map %s holds %u entries, asked for %zu from %lld",
+                                name.c_str(), bpf_map__max_entries(map), count, static_cast<long long>(first)));
+  for (size_t i = 0; i < count; i++) {
+    uint32_t index = first + static_cast<uint32_t>(i);
+    int err = bpf_map__update_elem(map, &index, sizeof(index), values.Data() + i * value_size,
+                                   value_size, BPF_ANY);
+    if (err) ThrowErrno(env, err, "update map " + name);
+  }
   return env.Undefined();
 }
 

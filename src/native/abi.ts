@@ -3,11 +3,15 @@
 // the names and order against the header so the two cannot drift apart.
 
 export const MAX_KERNEL_FRAMES = 32;
-export const MAX_USER_FRAMES = 32;
+export const MAX_USER_FRAMES = 64;
 export const MAX_LUA_FRAMES = 256;
 export const MAX_LJ_TABLES = 8;
 export const MAX_PROCS = 1024;
 export const STACK_SNAPSHOT_WORDS = 64;
+export const MAX_UNWIND_ROWS = 1 << 19;
+export const MAX_MAPPINGS = 64;
+export const LUA_POS_FROM_C = 0x80000000;
+export const LUA_POS_MASK = LUA_POS_FROM_C - 1;
 export const PROC_NO_LUAJIT = 0xffffffff;
 
 export const LUA_FRAME_KIND_SHIFT = 60n;
@@ -21,6 +25,12 @@ export const SampleFlags = {
   BaseFromReg: 1 << 3,
   BaseFromJit: 1 << 4,
   NoG: 1 << 5,
+  UnwindCfi: 1 << 6,
+  UnwindEnd: 1 << 7,
+  UnwindNoCfi: 1 << 8,
+  UnwindBadRead: 1 << 9,
+  UnwindDepth: 1 << 10,
+  UnwindUnsupported: 1 << 11,
 } as const;
 
 export const VmState = {
@@ -59,6 +69,10 @@ export const LJ_OFFSET_FIELDS = [
   'fn_pc',
   'fn_c_f',
   'pt_size',
+  'GG_g',
+  'GG_J',
+  'J_trace',
+  'trace_spadjust',
 ] as const;
 export type LjOffsetField = (typeof LJ_OFFSET_FIELDS)[number];
 
@@ -111,10 +125,36 @@ export function decodeProcState(buf: Buffer): ProcState {
   };
 }
 
-export function encodeConfig(c: { kernelStacks: boolean; leafPc: boolean }): Buffer {
-  const buf = Buffer.alloc(8);
+export function encodeConfig(c: { kernelStacks: boolean; leafPc: boolean; unwindCfi: boolean }): Buffer {
+  const buf = Buffer.alloc(16);
   buf.writeUInt32LE(c.kernelStacks ? 1 : 0, 0);
   buf.writeUInt32LE(c.leafPc ? 1 : 0, 4);
+  buf.writeUInt32LE(c.unwindCfi ? 1 : 0, 8);
+  return buf;
+}
+
+/** struct exec_mapping: a mapping and its rows in unwind_rows. */
+export interface ExecMapping {
+  start: bigint;
+  end: bigint;
+  bias: bigint;
+  rowFirst: number;
+  rowCount: number;
+}
+export const PROC_MAPPINGS_SIZE = 8 + MAX_MAPPINGS * 32;
+
+export function encodeProcMappings(mappings: readonly ExecMapping[]): Buffer {
+  const sorted = [...mappings].sort((a, b) => (a.start < b.start ? -1 : 1)).slice(0, MAX_MAPPINGS);
+  const buf = Buffer.alloc(PROC_MAPPINGS_SIZE);
+  buf.writeUInt32LE(sorted.length, 0);
+  sorted.forEach((m, i) => {
+    const at = 8 + i * 32;
+    buf.writeBigUInt64LE(m.start, at);
+    buf.writeBigUInt64LE(m.end, at + 8);
+    buf.writeBigUInt64LE(BigInt.asUintN(64, m.bias), at + 16);
+    buf.writeUInt32LE(m.rowFirst, at + 24);
+    buf.writeUInt32LE(m.rowCount, at + 28);
+  });
   return buf;
 }
 
@@ -140,6 +180,8 @@ export interface SampleKey {
   lua: bigint[];
   /** Per Lua frame: bytecode position (next instruction index), 0 unknown. */
   luaPos: number[];
+  /** Per Lua frame: it was entered from C (a VM entry begins below it). */
+  luaFromC: boolean[];
 }
 
 function readWords(buf: Buffer, offset: number, count: number): bigint[] {
@@ -162,7 +204,8 @@ export function decodeSampleKey(buf: Buffer): SampleKey {
     kernel: readWords(buf, KERNEL_OFFSET, nKernel),
     user: readWords(buf, USER_OFFSET, nUser),
     lua: readWords(buf, LUA_OFFSET, nLua),
-    luaPos: Array.from({ length: nLua }, (_, i) => buf.readUInt32LE(LUA_POS_OFFSET + i * 4)),
+    luaPos: Array.from({ length: nLua }, (_, i) => (buf.readUInt32LE(LUA_POS_OFFSET + i * 4) & LUA_POS_MASK) >>> 0),
+    luaFromC: Array.from({ length: nLua }, (_, i) => (buf.readUInt32LE(LUA_POS_OFFSET + i * 4) & LUA_POS_FROM_C) !== 0),
   };
 }
 

@@ -15,6 +15,8 @@ export interface NativeSession {
   load(): void;
   /** Values of per-CPU maps hold one slot per possible CPU, each rounded up to 8 bytes. */
   mapUpdate(mapName: string, key: Buffer, value: Buffer): void;
+  /** Array maps: writes values (back to back in one buffer) at indexes first, first+1, ... */
+  mapFillArray(mapName: string, first: number, values: Buffer): void;
   /** null when the key is absent. */
   mapLookup(mapName: string, key: Buffer): Buffer | null;
   /** false when the key was absent. */

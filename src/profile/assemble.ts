@@ -54,7 +54,66 @@ export function trustedUserFrames(frames: UserFrame[]): { kept: UserFrame[]; com
   return { kept, complete: true };
 }
 
+/** Lua frames (leaf first) cut into one run per VM entry, leaf first. */
+export function luaSegments(names: string[], fromC: boolean[]): string[][] {
+  const segments: string[][] = [];
+  let current: string[] = [];
+  names.forEach((name, i) => {
+    current.push(name);
+    if (fromC[i]) {
+      segments.push(current);
+      current = [];
+    }
+  });
+  if (current.length > 0) segments.push(current);
+  return segments;
+}
+
+/**
+ * A stack whose native frames came from the .eh_frame unwinder: every
+ * native frame is real, so the Lua frames go exactly where the walk passed
+ * through the VM (interpreter or trace code), one VM entry per run of Lua
+ * frames, innermost first.
+ */
+function spliceUnwound(key: SampleKey, natives: UserFrame[], resolve: FrameResolvers, kernel: string[]): AssembledStack {
+  const inLua = (key.flags & SampleFlags.InLua) !== 0;
+  const segments = inLua ? luaSegments(resolve.luaFrames(key), key.luaFromC) : [];
+  const vmFrame = inLua ? VM_STATE_FRAMES.get(key.vmstate) : undefined;
+  const leafFirst: string[] = [];
+  let next = 0;
+  const isVm = (f: UserFrame) => f.region === 'vm' || f.region === 'jit';
+  for (let i = 0; i < natives.length; ) {
+    if (!isVm(natives[i])) {
+      leafFirst.push(natives[i].name);
+      i++;
+      continue;
+    }
+    while (i < natives.length && isVm(natives[i])) i++;
+    const segment = segments[next++];
+    if (!segment) {
+      leafFirst.push('[LuaJIT VM]');
+      continue;
+    }
+    // A C function the Lua walk names is the native frame just above the VM.
+    if (leafFirst.length > 0 && segment[0] === leafFirst[leafFirst.length - 1]) leafFirst.pop();
+    if (next === 1 && vmFrame) leafFirst.push(vmFrame);
+    leafFirst.push(...segment);
+  }
+  // The walk stopped before reaching every VM entry: the rest are below.
+  if (next === 0 && vmFrame) leafFirst.push(vmFrame);
+  for (; next < segments.length; next++) leafFirst.push(...segments[next]);
+  if (key.flags & SampleFlags.LuaTruncated) leafFirst.push('[more Lua frames]');
+  const stoppedEarly = (key.flags & SampleFlags.UnwindEnd) === 0;
+  return { frames: [...leafFirst.reverse(), ...kernel], nativeCutShort: stoppedEarly };
+}
+
 export function assembleStack(key: SampleKey, resolve: FrameResolvers): AssembledStack {
+  if (key.flags & SampleFlags.UnwindCfi) {
+    const kernel = key.kernel.map((addr) => resolve.kernel(addr)).reverse();
+    // Return addresses point after their call: name the call instruction.
+    const natives = key.user.map((addr, i) => resolve.user(key.pid, i === 0 ? addr : addr - 1n));
+    return spliceUnwound(key, natives, resolve, kernel);
+  }
   const userFrames = key.user.map((addr) => resolve.user(key.pid, addr));
   const { kept, complete } = trustedUserFrames(userFrames);
   const kernel = key.kernel.map((addr) => resolve.kernel(addr)).reverse();

@@ -30,6 +30,7 @@ import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-sym
 import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
+import { UnwindLoader } from '../unwind/loader.js';
 
 export interface RunOptions {
   pids: number[];
@@ -38,6 +39,8 @@ export interface RunOptions {
   kernelStacks: boolean;
   /** Lua frame lines: definition (default; frames aggregate per function) or current. */
   lines?: LineMode;
+  /** Native frames: from .eh_frame (default) or frame pointers only. */
+  unwind?: 'cfi' | 'fp';
   log: Logger;
   /** Ends sampling early (Ctrl-C); the run still returns what it has. */
   signal?: AbortSignal;
@@ -50,6 +53,8 @@ export interface RunStats {
   samplesInLua: number;
   /** Samples whose native frames were cut at an untrustworthy frame pointer. */
   nativeCutShort: number;
+  /** .eh_frame unwinding: samples unwound, and why walks stopped early. */
+  unwind: { samples: number; complete: number; noCfi: number; badRead: number; depth: number; unsupported: number };
   samplesWithoutG: number;
   lostMapFull: number;
   luaBadReads: number;
@@ -107,6 +112,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     targets.set(pid, { ctx, luajit, candidates, uprobeLinks: [], gKnown: false });
   }
 
+  const unwindMode = opts.unwind ?? 'cfi';
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'));
   const aggregate = new Map<string, number>();
   const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never, opts.lines ?? 'definition');
@@ -114,6 +120,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     samples: 0,
     samplesInLua: 0,
     nativeCutShort: 0,
+    unwind: { samples: 0, complete: 0, noCfi: 0, badRead: 0, depth: 0, unsupported: 0 },
     samplesWithoutG: 0,
     lostMapFull: 0,
     luaBadReads: 0,
@@ -138,6 +145,15 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       }
       if (key.flags & SampleFlags.NoG) stats.samplesWithoutG += count;
       if (stack.nativeCutShort) stats.nativeCutShort += count;
+      if (key.flags & SampleFlags.UnwindCfi) {
+        const u = stats.unwind;
+        u.samples += count;
+        if (key.flags & SampleFlags.UnwindEnd) u.complete += count;
+        if (key.flags & SampleFlags.UnwindNoCfi) u.noCfi += count;
+        if (key.flags & SampleFlags.UnwindBadRead) u.badRead += count;
+        if (key.flags & SampleFlags.UnwindDepth) u.depth += count;
+        if (key.flags & SampleFlags.UnwindUnsupported) u.unsupported += count;
+      }
     }
     session.mapClear(mapName);
   };
@@ -154,8 +170,17 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
   const started = Date.now();
   try {
-    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current' }));
+    session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: unwindMode === 'cfi' }));
     session.load();
+    if (unwindMode === 'cfi') {
+      const loader = new UnwindLoader(session);
+      const loadStart = Date.now();
+      for (const [pid, t] of targets) loader.addProcess(pid, t.ctx.maps);
+      log.debug(
+        { files: loader.report.files, rows: loader.report.rows, skipped: Object.fromEntries(loader.report.skipped), ms: Date.now() - loadStart },
+        'unwind tables loaded',
+      );
+    }
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     for (const [pid, t] of targets) {
       session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: t.candidates.length > 0 ? MAX_LJ_TABLES : PROC_NO_LUAJIT, uprobeHits: 0, stackWords: [] }));

@@ -29,6 +29,8 @@ describe('ABI mirror of bpf/profiler.h', () => {
   it('has the same limits', () => {
     expect(abi.MAX_KERNEL_FRAMES).toBe(define('MAX_KERNEL_FRAMES'));
     expect(abi.MAX_USER_FRAMES).toBe(define('MAX_USER_FRAMES'));
+    expect(header).toContain(`#define LUA_POS_FROM_C (1U << 31)`);
+    expect(abi.LUA_POS_FROM_C).toBe(2 ** 31);
     expect(abi.MAX_LUA_FRAMES).toBe(define('MAX_LUA_FRAMES'));
     expect(abi.MAX_LJ_TABLES).toBe(define('MAX_LJ_TABLES'));
     expect(abi.MAX_PROCS).toBe(define('MAX_PROCS'));
@@ -45,7 +47,14 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.STACK_SNAPSHOT_WORDS).toBe(define('STACK_SNAPSHOT_WORDS'));
     expect(header).toContain(`#define PROC_NO_LUAJIT 0x${abi.PROC_NO_LUAJIT.toString(16)}U`);
     expect(abi.PROC_STATE_SIZE).toBe(48 + 8 * define('STACK_SNAPSHOT_WORDS'));
-    expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc']);
+    expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc', 'unwind_cfi', 'pad']);
+    expect(structFields('exec_mapping')).toEqual(['start', 'end', 'bias', 'row_first', 'row_count']);
+    expect(structFields('proc_mappings')).toEqual(['n', 'pad']);
+    expect(abi.PROC_MAPPINGS_SIZE).toBe(8 + 32 * define('MAX_MAPPINGS'));
+    expect(structFields('unwind_row')).toEqual(['pc', 'cfa_offset', 'kind', 'ra_offset', 'rbp_offset']);
+    expect(abi.MAX_UNWIND_ROWS).toBe(1 << 19);
+    expect(header).toContain('#define MAX_UNWIND_ROWS (1 << 19)');
+    expect(abi.MAX_MAPPINGS).toBe(define('MAX_MAPPINGS'));
   });
 
   it('numbers the stats and the frame kinds the same way', () => {

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Native user-stack unwinding from .eh_frame rows that user space compiled
+ * (src/unwind/rows.ts) and loaded per file into unwind_rows, with each
+ * process's executable mappings in proc_maps. Frame pointers only where no
+ * CFI covers a PC. Compiled trace code (anonymous memory, no CFI) sits on
+ * the VM's C frame lowered by the trace's spadjust, so it continues with the
+ * VM's own row.
+ */
+#ifndef APISIX_PROFILE_UNWIND_BPF_H
+#define APISIX_PROFILE_UNWIND_BPF_H
+
+#define LJ_TRACE_ENTRY_SP 16
+
+struct native_walk {
+	__u64 ip;
+	__u64 sp;
+	__u64 bp;
+	__u64 g;
+	__u64 vm_ip;      /* an address inside the VM, for trace frames */
+	__u32 pid;
+	__u32 n;
+	__u32 flags;
+	__u32 table;
+	__s32 vmstate;
+	__u32 trace_done;
+};
+
+/* The mapping holding ip, by binary search over the sorted list. */
+static __always_inline struct exec_mapping *find_mapping(struct proc_mappings *pm, __u64 ip)
+{
+	__u32 lo = 0, hi = pm->n, mid;
+
+	if (hi > MAX_MAPPINGS)
+		hi = MAX_MAPPINGS;
+	for (int i = 0; i < 7 && lo < hi; i++) {
+		mid = (lo + hi) / 2;
+		if (mid >= MAX_MAPPINGS)
+			return NULL;
+		if (ip < pm->m[mid].start)
+			hi = mid;
+		else if (ip >= pm->m[mid].end)
+			lo = mid + 1;
+		else
+			return &pm->m[mid];
+	}
+	return NULL;
+}
+
+/* The row covering vaddr: the last one in the mapping's range with pc <= vaddr. */
+static __always_inline struct unwind_row *find_row(struct exec_mapping *m, __u64 vaddr)
+{
+	__u32 lo = m->row_first, hi = m->row_first + m->row_count, mid, idx;
+	struct unwind_row *row;
+
+	if (!m->row_count)
+		return NULL;
+	for (int i = 0; i < 21 && hi - lo > 1; i++) {
+		mid = lo + (hi - lo) / 2;
+		row = bpf_map_lookup_elem(&unwind_rows, &mid);
+		if (!row)
+			return NULL;
+		if (row->pc <= vaddr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	idx = lo;
+	row = bpf_map_lookup_elem(&unwind_rows, &idx);
+	if (!row || row->pc > vaddr)
+		return NULL;
+	return row;
+}
+
+/* The trace being run lowered rsp below the VM's frame by its spadjust. */
+static __always_inline int trace_spadjust(struct native_walk *u, __u64 *adjust)
+{
+	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &u->table);
+	__u64 J, traces = 0, T = 0;
+	__u16 spadjust = 0;
+
+	if (!off || off->J_trace < 0 || u->vmstate <= 0)
+		return -1;
+	J = u->g - off->GG_g + off->GG_J;
+	if (read_u64(J + off->J_trace, &traces) || !traces)
+		return -1;
+	if (read_ref(off, traces + (__u64)u->vmstate * (off->gc64 ? 8 : 4), &T) || !T)
+		return -1;
+	if (bpf_probe_read_user(&spadjust, sizeof(spadjust), (void *)(T + off->trace_spadjust)))
+		return -1;
+	*adjust = spadjust;
+	return 0;
+}
+
+/* Follow rbp where no CFI covers ip: only if it points up the stack. */
+static __always_inline long frame_pointer_step(struct native_walk *u)
+{
+	__u64 ra = 0, next_bp = 0;
+
+	if (!u->bp || u->bp < u->sp || u->bp - u->sp > (8 << 20) ||
+	    read_u64(u->bp + 8, &ra) || read_u64(u->bp, &next_bp)) {
+		u->flags |= SAMPLE_UNWIND_NO_CFI;
+		return 1;
+	}
+	u->sp = u->bp + 16;
+	u->bp = next_bp;
+	u->ip = ra;
+	return 0;
+}
+
+static long unwind_step(__u32 index, void *data)
+{
+	struct native_walk *u = data;
+	struct proc_mappings *pm;
+	struct exec_mapping *m;
+	struct unwind_row *row;
+	struct sample_key *key;
+	__u32 zero = 0;
+	__u64 lookup, cfa, ra = 0, adjust = 0;
+	__u8 kind;
+
+	if (!u->ip) {
+		u->flags |= SAMPLE_UNWIND_END;
+		return 1;
+	}
+	pm = bpf_map_lookup_elem(&proc_maps, &u->pid);
+	key = bpf_map_lookup_elem(&scratch, &zero);
+	if (!pm || !key)
+		return 1;
+	/* A return address points after the call: look up the call itself. */
+	lookup = u->n ? u->ip - 1 : u->ip;
+	m = find_mapping(pm, lookup);
+	if (!m && !u->trace_done && u->vmstate > 0 && u->g && u->vm_ip &&
+	    trace_spadjust(u, &adjust) == 0) {
+		/*
+		 * Trace machine code: continue from the VM's frame. BC_JLOOP
+		 * lowers rsp by 16 (CFRAME_SIZE_JIT - CFRAME_SIZE on x86-64)
+		 * before jumping in, the trace by its spadjust.
+		 */
+		u->trace_done = 1;
+		u->sp += adjust + LJ_TRACE_ENTRY_SP;
+		lookup = u->vm_ip;
+		m = find_mapping(pm, lookup);
+	} else if (!m && u->n) {
+		/* Not code we know: do not record a frame we cannot name or trust. */
+		u->flags |= SAMPLE_UNWIND_NO_CFI;
+		return 1;
+	}
+	if (u->n >= MAX_USER_FRAMES) {
+		u->flags |= SAMPLE_UNWIND_DEPTH;
+		return 1;
+	}
+	key->user[u->n & (MAX_USER_FRAMES - 1)] = u->ip;
+	u->n++;
+	if (!m)
+		return frame_pointer_step(u);
+	row = find_row(m, lookup - m->bias);
+	kind = row ? (row->kind & 0xf) : UNWIND_UNDEFINED;
+	switch (kind) {
+	case UNWIND_END:
+		u->flags |= SAMPLE_UNWIND_END;
+		return 1;
+	case UNWIND_UNSUPPORTED:
+		u->flags |= SAMPLE_UNWIND_UNSUPPORTED;
+		return 1;
+	case UNWIND_RSP:
+		cfa = u->sp + row->cfa_offset;
+		break;
+	case UNWIND_RBP:
+		cfa = u->bp + row->cfa_offset;
+		break;
+	case UNWIND_PLT:
+		cfa = u->sp + row->cfa_offset + ((lookup & 15) >= (row->kind >> 4) ? 8 : 0);
+		break;
+	default:
+		return frame_pointer_step(u);
+	}
+	if (read_u64(cfa + row->ra_offset, &ra)) {
+		u->flags |= SAMPLE_UNWIND_BAD_READ;
+		return 1;
+	}
+	if (row->rbp_offset && read_u64(cfa + row->rbp_offset, &u->bp)) {
+		u->flags |= SAMPLE_UNWIND_BAD_READ;
+		return 1;
+	}
+	u->sp = cfa;
+	u->ip = ra;
+	return 0;
+}
+
+static __always_inline void unwind_user(struct proc_state *st, struct pt_regs *uregs,
+					struct sample_key *key)
+{
+	struct native_walk u = {
+		.ip = BPF_CORE_READ(uregs, ip),
+		.sp = BPF_CORE_READ(uregs, sp),
+		.bp = BPF_CORE_READ(uregs, bp),
+		.g = st->g,
+		.vm_ip = st->vm_lo,
+		.pid = key->pid,
+		.table = st->table,
+		.vmstate = key->vmstate,
+	};
+
+	bpf_loop(MAX_USER_FRAMES + 1, unwind_step, &u, 0);
+	key->n_user = u.n;
+	key->flags |= SAMPLE_UNWIND_CFI | u.flags;
+}
+
+#endif
