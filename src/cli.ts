@@ -1,7 +1,7 @@
 // Command line: the program (its commands come from src/commands/), the
 // dispatch to them, and the exit. The only module that exits the process.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diffCommand, runDiffCommand, type DiffOptions } from './commands/diff.js';
 import type { RunContext } from './commands/context.js';
@@ -99,7 +99,8 @@ function checkCommandName(program: Command, args: string[]): void {
   if (first === undefined || first.startsWith('-')) return;
   const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
   if (first === 'help' || names.includes(first)) return;
-  throw new CliError(`unknown command '${first}' (commands: ${names.join(', ')}; see ${NAME} --help)`, ExitCode.BadArguments);
+  const hint = existsSync(first) ? `to render that file: ${NAME} report ${first}` : `see ${NAME} --help`;
+  throw new CliError(`unknown command '${first}' (commands: ${names.join(', ')}; ${hint})`, ExitCode.BadArguments);
 }
 
 function interruptsOnce(): () => AbortSignal {

@@ -25,7 +25,7 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   const stream = {
     write(line: string): void {
-      opts.sink.write(opts.format === 'json' ? line : formatPretty(line, { color: opts.color }));
+      opts.sink.write(opts.format === 'json' ? line : formatPretty(line, { color: opts.color, selfPid: process.pid }));
     },
   };
   return pino({ name: 'apisix-profile', level: opts.level }, stream);
@@ -34,7 +34,7 @@ export function createLogger(opts: LoggerOptions): Logger {
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const LEVEL_COLORS: Record<number, string> = { 10: '90', 20: '36', 30: '32', 40: '33', 50: '31', 60: '31;1' };
 /** Fields every record has, or that the pretty format shows elsewhere. */
-const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'v']);
+const HIDDEN = new Set(['level', 'time', 'hostname', 'name', 'msg', 'v']);
 
 function two(n: number): string {
   return String(n).padStart(2, '0');
@@ -57,8 +57,10 @@ function value(v: unknown): string {
  * One pino JSON record as a line for people: local time, level, message,
  * then the other fields as `key=value` (strings bare when they have no
  * spaces, everything else as JSON). Lines that are not JSON pass through.
+ * `pid` is left out when it is `selfPid` (pino's own field); a record about
+ * a target process keeps it.
  */
-export function formatPretty(line: string, opts: { color: boolean }): string {
+export function formatPretty(line: string, opts: { color: boolean; selfPid?: number }): string {
   let rec: Record<string, unknown>;
   try {
     rec = JSON.parse(line) as Record<string, unknown>;
@@ -72,7 +74,7 @@ export function formatPretty(line: string, opts: { color: boolean }): string {
   const name = (LEVEL_NAMES[level] ?? `L${level}`).padEnd(5);
   const parts = [paint('2', clock), paint(LEVEL_COLORS[level] ?? '0', name), visible(String(rec.msg ?? ''))];
   const fields = Object.keys(rec)
-    .filter((k) => !HIDDEN.has(k))
+    .filter((k) => !HIDDEN.has(k) && !(k === 'pid' && rec.pid === opts.selfPid))
     .map((k) => `${paint('2', `${k}=`)}${visible(value(rec[k]))}`);
   if (fields.length > 0) parts.push(fields.join(' '));
   return `${parts.join(' ')}\n`;

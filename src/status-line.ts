@@ -43,7 +43,9 @@ export class StatusLine implements TextSink {
   }
 
   private draw(): void {
-    const room = Math.max(10, (this.out.columns ?? 80) - 1);
+    // A pseudo-terminal may report 0 columns: assume 80 then.
+    const columns = this.out.columns !== undefined && this.out.columns > 0 ? this.out.columns : 80;
+    const room = Math.max(10, columns - 1);
     const chars = Array.from(this.text);
     const line = chars.length > room ? `${chars.slice(0, room - 1).join('')}…` : this.text;
     this.out.write(`${CLEAR}${line}`);

@@ -41,6 +41,8 @@ export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, Export
   frequency: number;
   output: string;
   kernel: boolean;
+  lines: 'definition' | 'current';
+  unwind: 'cfi' | 'fp';
 }
 
 /** --folded, --pprof, --speedscope, --json, --summary and --top, shared with `report`. */
@@ -107,6 +109,16 @@ export function profileCommand(): Command {
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
   addExportOptions(cmd);
   cmd.addOption(new Option('--no-kernel', 'leave out kernel frames'));
+  cmd.addOption(
+    new Option('--lines <mode>', 'Lua frame lines: definition (frames aggregate per function) or current (the line running, also inside compiled traces)')
+      .choices(['definition', 'current'])
+      .default('definition'),
+  );
+  cmd.addOption(
+    new Option('--unwind <mode>', 'native frames: cfi (.eh_frame, works without frame pointers) or fp (frame pointers only, cheaper)')
+      .choices(['cfi', 'fp'])
+      .default('cfi'),
+  );
   addFlameGraphOptions(cmd);
   addLogOptions(cmd);
   return cmd.addHelpText(
@@ -153,6 +165,7 @@ export function summaryExtra(stats: RunStats, frequencyHz: number, title: string
     frequencyHz,
     durationSec: Number(stats.elapsedSec.toFixed(3)),
     perPid: [...stats.perPid].map(([pid, samples]) => ({ pid, samples })),
+    vmStates: { ...stats.vmStates },
     lost: stats.lostMapFull,
     nativeCutShort: stats.nativeCutShort,
     counters: {
@@ -180,15 +193,16 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const signal = ctx.interrupts();
   signal.addEventListener('abort', () => log.info(`${String(signal.reason)}: stopping early, writing what was sampled`), { once: true });
 
-  // The live line: elapsed and remaining time. (run.ts reports no sample
-  // counts while it runs, so none are shown.)
+  // The live line: elapsed and remaining time, samples so far (counted at
+  // each drain, about once a second).
   let ticker: NodeJS.Timeout | undefined;
+  let samplesSoFar = 0;
   const startMs = Date.now();
   const onPhase = (phase: 'sampling' | 'stopped'): void => {
     if (!status.enabled) return;
     if (phase === 'sampling') {
       const began = Date.now();
-      const tick = () => status.set(progressText((Date.now() - began) / 1000, opts.duration));
+      const tick = () => status.set(progressText((Date.now() - began) / 1000, opts.duration, samplesSoFar));
       tick();
       ticker = setInterval(tick, 250);
       ticker.unref();
@@ -205,9 +219,14 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       durationSec: opts.duration,
       frequency: opts.frequency,
       kernelStacks: opts.kernel,
+      lines: opts.lines,
+      unwind: opts.unwind,
       log,
       signal,
       onPhase,
+      onProgress: (samples) => {
+        samplesSoFar = samples;
+      },
     });
   } finally {
     clearInterval(ticker);

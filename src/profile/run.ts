@@ -46,6 +46,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called once sampling has started and once it has stopped. */
   onPhase?: (phase: 'sampling' | 'stopped') => void;
+  /** Called after each drain with the samples counted so far. */
+  onProgress?: (samples: number) => void;
 }
 
 export interface RunStats {
@@ -97,7 +99,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   for (const pid of opts.pids) {
     const maps = readProcMaps(pid);
     const luajit = findLuajit(pid, maps);
-    if (!luajit) log.warn({ pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
+    if (!luajit) log.warn({ target: pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
     const ctx: ProcessContext = {
       pid,
       maps,
@@ -188,11 +190,11 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         for (const probe of t.luajit.probeOffsets) {
           t.uprobeLinks.push(session.attachUprobe('learn_global_state', pid, t.luajit.hostPath, Number(probe.fileOffset)));
         }
-        log.debug({ pid, luajit: t.luajit.path, candidates: t.candidates.map(tableName), probes: t.luajit.probeOffsets.length }, 'uprobes attached');
+        log.debug({ target: pid, luajit: t.luajit.path, candidates: t.candidates.map(tableName), probes: t.luajit.probeOffsets.length }, 'uprobes attached');
       }
     }
     const cpus = session.attachPerfEvent('sample_stack', opts.frequency);
-    log.info({ pids: opts.pids, cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
+    log.info({ targets: opts.pids, cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
 
     const deadline = started + opts.durationSec * 1000;
@@ -206,13 +208,14 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
         await flipAndDrain();
         lastDrain = Date.now();
+        opts.onProgress?.([...stats.perPid.values()].reduce((a, b) => a + b, 0));
       }
     }
     stats.elapsedSec = (Date.now() - started) / 1000;
     for (const [pid, t] of targets) {
       if (t.luajit && !t.gKnown) {
         log.warn(
-          { pid, luajit: t.luajit.path, tried: t.candidates.map(tableName) },
+          { target: pid, luajit: t.luajit.path, tried: t.candidates.map(tableName) },
           `pid ${pid}: LuaJIT at ${t.luajit.path} was not seen running, or no known layout matches it: its samples have C frames only`,
         );
       }
@@ -283,7 +286,7 @@ function learnGlobalStates(session: NativeSession, targets: Map<number, Target>,
     if (!chosen) {
       detachAll(session, t);
       session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, table: PROC_NO_LUAJIT }));
-      log.warn({ pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
+      log.warn({ target: pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
       continue;
     }
     adopt(session, t, pid, state, chosen, tables, log, 'uprobe');
@@ -318,7 +321,7 @@ function adopt(
   // only now, so the samples meanwhile already get Lua frames.
   detachAll(session, t);
   log.info(
-    { pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
+    { target: pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
     `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
   );
 }

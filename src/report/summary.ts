@@ -85,8 +85,10 @@ export interface Summary {
   vmFrames: { gc: number; jit: number; exit: number };
   /** Present when the sampler counted VM states; missing states are 0. */
   vmStates?: VmStateCounts;
-  lost: number;
-  nativeCutShort: number;
+  /** Present when the run counted it (a folded file does not say). */
+  lost?: number;
+  /** Present when the run counted it (a folded file does not say). */
+  nativeCutShort?: number;
   /** Keys in code-unit order. */
   counters: Record<string, number>;
 }
@@ -179,10 +181,9 @@ export function summarize(stacks: Stack[], extra: SummaryExtra = {}): Summary {
     checkCounter(name, v);
     counters[name] = v;
   }
-  const lost = extra.lost ?? 0;
-  const nativeCutShort = extra.nativeCutShort ?? 0;
-  checkCounter('lost', lost);
-  checkCounter('nativeCutShort', nativeCutShort);
+  const { lost, nativeCutShort } = extra;
+  if (lost !== undefined) checkCounter('lost', lost);
+  if (nativeCutShort !== undefined) checkCounter('nativeCutShort', nativeCutShort);
 
   // Built in display order, so the JSON reads top-down like the Markdown.
   const summary: Summary = {
@@ -195,8 +196,8 @@ export function summarize(stacks: Stack[], extra: SummaryExtra = {}): Summary {
     topTotal: rank(counts, 'total', top, totalSamples),
     vmFrames,
     ...(vmStates ? { vmStates } : {}),
-    lost,
-    nativeCutShort,
+    ...(lost !== undefined ? { lost } : {}),
+    ...(nativeCutShort !== undefined ? { nativeCutShort } : {}),
     counters,
   };
   return summary;
@@ -248,8 +249,10 @@ export function renderSummaryMarkdown(summary: Summary): string {
   if (summary.workers.length > 0) {
     facts.push(`${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'}`);
   }
-  facts.push(`lost: ${summary.lost} (${pct(share(summary.lost, total + summary.lost))})`);
-  facts.push(`native stacks cut short: ${summary.nativeCutShort} (${pct(share(summary.nativeCutShort, total))})`);
+  if (summary.lost !== undefined) facts.push(`lost: ${summary.lost} (${pct(share(summary.lost, total + summary.lost))})`);
+  if (summary.nativeCutShort !== undefined) {
+    facts.push(`native stacks cut short: ${summary.nativeCutShort} (${pct(share(summary.nativeCutShort, total))})`);
+  }
   for (const [name, value] of Object.entries(summary.counters)) facts.push(`${markdownText(name)}: ${value}`);
   out.push(facts.join(' · '), '');
 

@@ -35,33 +35,6 @@ let context: BrowserContext;
 let page: Page;
 let url: string;
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: this test needs Debian's Chromium (apt-get install -y chromium)`);
-  }
-  dir = mkdtempSync(join(tmpdir(), 'apisix-profile-browser-'));
-  const svg = join(dir, 'flame.svg');
-  writeFileSync(svg, renderFlameGraph(small, { title: 'small' }));
-  writeFileSync(join(dir, 'diff.svg'), renderDiffFlameGraph(small, smallAfter));
-  url = pathToFileURL(svg).href;
-  // A fresh profile directory every run (playwright passes it as --user-data-dir).
-  context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1280, height: 400 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (err) => {
-    throw err;
-  });
-});
-
-afterAll(async () => {
-  await context?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
 /** A frame group by its name (the title text before " ("). */
 function frame(name: string) {
   return page.locator('#frames > g').filter({ has: page.locator('title', { hasText: new RegExp(`^${escape(name)} \\(`) }) });
@@ -96,7 +69,38 @@ async function search(text: string, how: 'button' | 'key'): Promise<void> {
   await expect.poll(() => page.url()).toContain(`search=${encodeURIComponent(text)}`);
 }
 
+it('finds Chromium (a missing browser fails this file, never skips it)', () => {
+  expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`).toBe(true);
+});
+
 describe('flame graph in headless Chromium', () => {
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: this test needs Debian's Chromium (apt-get install -y chromium)`);
+    }
+    dir = mkdtempSync(join(tmpdir(), 'apisix-profile-browser-'));
+    const svg = join(dir, 'flame.svg');
+    writeFileSync(svg, renderFlameGraph(small, { title: 'small' }));
+    writeFileSync(join(dir, 'diff.svg'), renderDiffFlameGraph(small, smallAfter));
+    url = pathToFileURL(svg).href;
+    // A fresh profile directory every run (playwright passes it as --user-data-dir).
+    context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1280, height: 400 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => {
+      throw err;
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
   it('shows every frame at its width, with tooltips', async () => {
     await page.goto(url);
     expect(await page.locator('#frames > g').count()).toBe(19);

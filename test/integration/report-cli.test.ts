@@ -216,6 +216,12 @@ describe('apisix-profile report', () => {
     const command = await cli(['reprot', fixture('small.folded')]);
     expect(command.code).toBe(2);
     expect(command.stderr).toBe("apisix-profile: unknown command 'reprot' (commands: profile, report, diff; see apisix-profile --help)\n");
+
+    const file = await cli([fixture('small.folded')]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toBe(
+      `apisix-profile: unknown command '${fixture('small.folded')}' (commands: profile, report, diff; to render that file: apisix-profile report ${fixture('small.folded')})\n`,
+    );
   });
 
   it('exits 6 for a file without samples, still writing a "no samples" graph', async () => {

@@ -21,11 +21,16 @@ const lineOf = (text: string) => {
 let running: ReturnType<typeof spawn> | null = null;
 
 async function profileShape(build: { luajit: string }, mode: string, jit: 'jit-on' | 'jit-off', extra: string[] = []): Promise<Stack[]> {
-  running = spawn(build.luajit, [shapes, mode, jit], { stdio: 'ignore' });
-  await sleep(300);
-  const run = await profileToFolded(['--pid', String(running.pid), '--duration', '2', '--frequency', '499', ...extra]);
-  expect(run.code, run.stderr).toBe(0);
-  return parseFolded(run.folded);
+  const child = spawn(build.luajit, [shapes, mode, jit], { stdio: 'ignore' });
+  running = child;
+  try {
+    await sleep(300);
+    const run = await profileToFolded(['--pid', String(child.pid), '--duration', '2', '--frequency', '499', ...extra]);
+    expect(run.code, run.stderr).toBe(0);
+    return parseFolded(run.folded);
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 const total = (stacks: Stack[]) => stacks.reduce((n, s) => n + s.count, 0);

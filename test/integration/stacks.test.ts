@@ -27,7 +27,7 @@ describe('stacks of a loaded fixture worker', () => {
     await load.done;
     expect(run.code, run.stderr).toBe(0);
 
-    const hashFrame = `(${appDir}/work.lua:${definitionLine('hash', 'work.lua')})`;
+    const hashFrame = `hash (${appDir}/work.lua:${definitionLine('hash', 'work.lua')})`;
     const stacks = parseFolded(run.folded);
     const total = stacks.reduce((n, s) => n + s.count, 0);
     const crypto = stacks.filter((s) => s.frames.some((f) => f.includes('libcrypto')));

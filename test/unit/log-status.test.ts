@@ -11,24 +11,26 @@ describe('formatPretty', () => {
     JSON.stringify({ level: 30, time: at(9, 5, 7), pid: 1, hostname: 'h', name: 'apisix-profile', ...fields });
 
   it('shows time, level, message and the other fields', () => {
-    expect(formatPretty(rec({ msg: 'sampling', pids: [7909], cpus: 2, durationSec: 5 }), { color: false })).toBe(
+    expect(formatPretty(rec({ msg: 'sampling', pids: [7909], cpus: 2, durationSec: 5 }), { color: false, selfPid: 1 })).toBe(
       '09:05:07 INFO  sampling pids=[7909] cpus=2 durationSec=5\n',
     );
-    expect(formatPretty(rec({ level: 40, msg: 'odd', file: 'a b', ok: true, none: null }), { color: false })).toBe(
+    // A record about another process keeps its pid (pino's own is hidden).
+    expect(formatPretty(rec({ msg: 'no LuaJIT', pid: 4242 }), { color: false, selfPid: 1 })).toBe('09:05:07 INFO  no LuaJIT pid=4242\n');
+    expect(formatPretty(rec({ level: 40, msg: 'odd', file: 'a b', ok: true, none: null }), { color: false, selfPid: 1 })).toBe(
       '09:05:07 WARN  odd file="a b" ok=true none=null\n',
     );
-    expect(formatPretty(rec({ level: 50, msg: 'x', err: { type: 'Error', message: 'boom', stack: '...' } }), { color: false })).toBe(
+    expect(formatPretty(rec({ level: 50, msg: 'x', err: { type: 'Error', message: 'boom', stack: '...' } }), { color: false, selfPid: 1 })).toBe(
       '09:05:07 ERROR x err="boom"\n',
     );
   });
 
   it('colours level, time and keys only when asked', () => {
-    const out = formatPretty(rec({ msg: 'hello', a: 1 }), { color: true });
+    const out = formatPretty(rec({ msg: 'hello', a: 1 }), { color: true, selfPid: 1 });
     expect(out).toBe('\x1b[2m09:05:07\x1b[0m \x1b[32mINFO \x1b[0m hello \x1b[2ma=\x1b[0m1\n');
   });
 
   it('never passes control characters from messages or fields through', () => {
-    const out = formatPretty(rec({ msg: 'a\x1b[2Jb\r', frame: 'x\ny' }), { color: false });
+    const out = formatPretty(rec({ msg: 'a\x1b[2Jb\r', frame: 'x\ny' }), { color: false, selfPid: 1 });
     expect(out).toBe('09:05:07 INFO  a\\x1b[2Jb\\x0d frame="x\\ny"\n');
     expect(out.slice(0, -1)).not.toMatch(/[\x00-\x1f]/);
   });

@@ -288,7 +288,7 @@ describe('frame colours', () => {
   });
 
   it('varies with the name', () => {
-    const colours = new Set(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(frameColor));
+    const colours = new Set(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((n) => frameColor(n)));
     expect(colours.size).toBeGreaterThan(4);
   });
 
