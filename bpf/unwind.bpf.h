@@ -18,6 +18,7 @@ struct native_walk {
 	__u64 bp;
 	__u64 g;
 	__u64 vm_ip;      /* an address inside the VM, for trace frames */
+	__u64 vm_hi;      /* [vm_ip, vm_hi): the VM's code */
 	__u32 pid;
 	__u32 n;
 	__u32 flags;
@@ -156,6 +157,17 @@ static long unwind_step(__u32 index, void *data)
 		return frame_pointer_step(u);
 	row = find_row(m, lookup - m->bias);
 	kind = row ? (row->kind & 0xf) : UNWIND_UNDEFINED;
+	/*
+	 * LuaJIT describes its whole VM with one row, which does not know
+	 * about the helpers the VM calls inside itself (vm_mod and friends).
+	 * A leaf there has a VM return address on top of the stack: pop it.
+	 */
+	if (u->n == 1 && lookup >= u->vm_ip && lookup < u->vm_hi) {
+		__u64 top = 0;
+
+		if (read_u64(u->sp, &top) == 0 && top >= u->vm_ip && top < u->vm_hi)
+			u->sp += 8;
+	}
 	switch (kind) {
 	case UNWIND_END:
 		u->flags |= SAMPLE_UNWIND_END;
@@ -197,6 +209,7 @@ static __always_inline void unwind_user(struct proc_state *st, struct pt_regs *u
 		.bp = BPF_CORE_READ(uregs, bp),
 		.g = st->g,
 		.vm_ip = st->vm_lo,
+		.vm_hi = st->vm_hi,
 		.pid = key->pid,
 		.table = st->table,
 		.vmstate = key->vmstate,

@@ -151,10 +151,18 @@ function resolveTargets(pid: number, log: Logger): number[] {
 export function summaryLine(stats: RunStats): string {
   const pct = (n: number) => (stats.samples ? ((100 * n) / stats.samples).toFixed(1) : '0.0');
   const perPid = [...stats.perPid].map(([pid, n]) => `${pid}:${n}`).join(' ');
+  const u = stats.unwind;
+  // With .eh_frame unwinding, say how many walks reached the outermost
+  // frame and why the others stopped; with frame pointers, how many stacks
+  // were cut where frame pointers could not be trusted.
+  const native =
+    u.samples > 0
+      ? `${pct(u.complete)}% of native walks complete (stopped early: ${u.noCfi} no CFI, ${u.badRead} bad read, ` +
+        `${u.depth} depth limit, ${u.unsupported} unsupported CFI)`
+      : `${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer`;
   return (
     `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); ` +
-    `${pct(stats.samplesInLua)}% in Lua; ${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer; ` +
-    `${stats.lostMapFull} lost`
+    `${pct(stats.samplesInLua)}% in Lua; ${native}; ${stats.lostMapFull} lost`
   );
 }
 
@@ -172,6 +180,12 @@ export function summaryExtra(stats: RunStats, frequencyHz: number, title: string
       samplesInLua: stats.samplesInLua,
       samplesWithoutG: stats.samplesWithoutG,
       luaBadReads: stats.luaBadReads,
+      unwoundSamples: stats.unwind.samples,
+      unwindComplete: stats.unwind.complete,
+      unwindStoppedNoCfi: stats.unwind.noCfi,
+      unwindStoppedBadRead: stats.unwind.badRead,
+      unwindStoppedDepth: stats.unwind.depth,
+      unwindStoppedUnsupported: stats.unwind.unsupported,
     },
   };
 }
