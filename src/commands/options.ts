@@ -16,6 +16,15 @@ export function integerIn(name: string, min: number, max: number): (value: strin
   };
 }
 
+/** `--container`: a Docker container name (Docker's rule, an optional leading '/') or an id or id prefix. */
+export function containerRef(value: string): string {
+  const ref = value.trim();
+  if (!/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/.test(ref)) {
+    throw new InvalidArgumentError('container must be a container name or id (prefix), e.g. apisix or 4dfb33317e45');
+  }
+  return ref;
+}
+
 export function durationSeconds(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 86_400) {

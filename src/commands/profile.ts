@@ -12,11 +12,13 @@ import { toSpeedscope } from '../report/speedscope.js';
 import { renderSummaryJson, renderSummaryMarkdown, summarize, type SummaryExtra } from '../report/summary.js';
 import type { Stack } from '../report/stack.js';
 import { progressText } from '../status-line.js';
-import { expandTarget, listProcesses, readProcess } from '../target/processes.js';
+import { expandTarget, listProcesses, readProcess, workersOfMaster } from '../target/processes.js';
+import { describePid, resolveContainerTargets } from '../target/resolve-container-targets.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
   addLogOptions,
+  containerRef,
   durationSeconds,
   flameGraphOptions,
   integerIn,
@@ -36,7 +38,10 @@ export interface ExportOptions {
 }
 
 export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions {
-  pid: number;
+  /** Required unless `container` is given; then a pid as seen inside the container. */
+  pid?: number;
+  /** Container name or id (prefix): profile its nginx workers. */
+  container?: string;
   duration: number;
   frequency: number;
   output: string;
@@ -103,7 +108,12 @@ export function profileCommand(): Command {
       'Sample the CPU stacks of nginx/OpenResty/APISIX workers, Lua and C frames together, and write a flame graph ' +
         'plus any exports asked for. Needs root. This is the default command: `apisix-profile --pid N` runs it.',
     )
-    .requiredOption('-p, --pid <pid>', 'nginx worker pid, or a master pid for all its workers', integerIn('pid', 1, 2 ** 22))
+    .option(
+      '-p, --pid <pid>',
+      'nginx worker pid, or a master pid for all its workers (with --container: the pid as seen inside the container)',
+      integerIn('pid', 1, 2 ** 22),
+    )
+    .option('--container <name|id>', "a Docker container's name or id (prefix): profile all its nginx workers", containerRef)
     .option('-d, --duration <seconds>', 'how long to sample; Ctrl-C stops early and still writes the outputs', durationSeconds, 30)
     .option('-F, --frequency <hz>', 'samples per second per CPU', integerIn('frequency', 1, 10_000), 99)
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
@@ -121,6 +131,12 @@ export function profileCommand(): Command {
   );
   addFlameGraphOptions(cmd);
   addLogOptions(cmd);
+  // --pid is required unless --container names the target; commander's own
+  // message when neither is given.
+  cmd.hook('preAction', (self) => {
+    const o = self.opts<ProfileOptions>();
+    if (o.pid === undefined && o.container === undefined) self.error("error: required option '-p, --pid <pid>' not specified", { code: 'commander.missingMandatoryOptionValue' });
+  });
   return cmd.addHelpText(
     'after',
     `
@@ -134,23 +150,44 @@ Examples:
   # in CI: a Markdown summary (also appended to $GITHUB_STEP_SUMMARY) and a JSON one
   sudo apisix-profile -p "$MASTER" -d 20 --summary profile.md --json profile.json --folded after.folded
 
+  # APISIX in Docker, from the host: every nginx worker of the container (found
+  # through the Docker Engine API on /var/run/docker.sock, or DOCKER_HOST=unix://...)
+  sudo apisix-profile --container apisix -d 30
+
+  # pid 7 as seen inside the container (docker top lists host pids)
+  sudo apisix-profile --container 4dfb33317e45 --pid 7
+
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 130 interrupted twice.`,
   );
 }
 
-function resolveTargets(pid: number, log: Logger): number[] {
+/** What to sample: host pids, and for container targets each one's pid inside the container. */
+export interface ProfileTargets {
+  pids: number[];
+  /** Host pid -> pid inside the container (container targets only; grows as discover() finds workers). */
+  containerPids: Map<number, number>;
+  /** Names the target in titles: `pid 42`, `container apisix`, `container apisix pid 7`. */
+  label: string;
+  /** Current target pids, for workers a reload starts (see RunOptions.discover). */
+  discover?: () => number[];
+}
+
+async function resolveTargets(opts: Pick<ProfileOptions, 'pid' | 'container'>, log: Logger): Promise<ProfileTargets> {
+  if (opts.container !== undefined) return resolveContainerTargets(opts.container, opts.pid, log);
+  const pid = opts.pid as number;
   const target = readProcess(pid);
   if (!target) throw new CliError(`no process with pid ${pid}: check the pid (e.g. pgrep -a nginx)`, ExitCode.TargetNotFound);
   const pids = expandTarget(target, listProcesses()).map((p) => p.pid);
   if (pids.length === 0) throw new CliError(`nginx master ${pid} has no worker processes`, ExitCode.TargetNotFound);
   if (pids.length > 1 || pids[0] !== pid) log.info({ master: pid, workers: pids }, `profiling ${pids.length} worker(s) of master ${pid}`);
-  return pids;
+  return { pids, containerPids: new Map(), label: `pid ${pid}`, discover: workersOfMaster(pid) };
 }
 
-export function summaryLine(stats: RunStats): string {
+/** The last log line. Container targets show `hostPid (containerPid in container):samples`. */
+export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, number> = new Map()): string {
   const pct = (n: number) => (stats.samples ? ((100 * n) / stats.samples).toFixed(1) : '0.0');
-  const perPid = [...stats.perPid].map(([pid, n]) => `${pid}:${n}`).join(' ');
+  const perPid = [...stats.perPid].map(([pid, n]) => `${describePid(pid, containerPids)}:${n}`).join(' ');
   const u = stats.unwind;
   // With .eh_frame unwinding, say how many walks reached the outermost
   // frame and why the others stopped; with frame pointers, how many stacks
@@ -167,12 +204,20 @@ export function summaryLine(stats: RunStats): string {
 }
 
 /** What the run knows that the summaries show. */
-export function summaryExtra(stats: RunStats, frequencyHz: number, title: string): SummaryExtra {
+export function summaryExtra(
+  stats: RunStats,
+  frequencyHz: number,
+  title: string,
+  containerPids: ReadonlyMap<number, number> = new Map(),
+): SummaryExtra {
   return {
     title,
     frequencyHz,
     durationSec: Number(stats.elapsedSec.toFixed(3)),
-    perPid: [...stats.perPid].map(([pid, samples]) => ({ pid, samples })),
+    perPid: [...stats.perPid].map(([pid, samples]) => {
+      const containerPid = containerPids.get(pid);
+      return containerPid === undefined ? { pid, samples } : { pid, samples, containerPid };
+    }),
     vmStates: { ...stats.vmStates },
     lost: stats.lostMapFull,
     nativeCutShort: stats.nativeCutShort,
@@ -202,7 +247,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   if (!existsSync(bpfObjectPath())) {
     throw new CliError(`BPF object missing (${bpfObjectPath()}): run \`npm run build\``, ExitCode.Internal);
   }
-  const pids = resolveTargets(opts.pid, log);
+  const targets = await resolveTargets(opts, log);
+  const { pids, containerPids, label } = targets;
 
   const signal = ctx.interrupts();
   signal.addEventListener('abort', () => log.info(`${String(signal.reason)}: stopping early, writing what was sampled`), { once: true });
@@ -235,6 +281,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       kernelStacks: opts.kernel,
       lines: opts.lines,
       unwind: opts.unwind,
+      ...(targets.discover ? { discover: targets.discover } : {}),
       log,
       signal,
       onPhase,
@@ -251,18 +298,18 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const title = opts.title ?? 'apisix-profile';
   const svg = renderFlameGraph(
     stacks,
-    flameGraphOptions(opts, { title, subtitle: `pid ${opts.pid}, ${stats.samples} samples at ${opts.frequency} Hz` }),
+    flameGraphOptions(opts, { title, subtitle: `${label}, ${stats.samples} samples at ${opts.frequency} Hz` }),
   );
   writeOutput(opts.output, svg);
   writeExports(
     stacks,
     opts,
     {
-      name: `apisix-profile pid ${opts.pid}`,
+      name: `apisix-profile ${label}`,
       frequencyHz: opts.frequency,
       durationSec: stats.elapsedSec,
       startMs,
-      summary: summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: pid ${opts.pid}`),
+      summary: summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: ${label}`, containerPids),
     },
     log,
     ctx.env,
@@ -270,7 +317,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const written = Object.fromEntries(
     [{ flag: '--output', path: opts.output }, ...exportSpecs(opts)].map((s) => [s.flag.slice(2), s.path]),
   );
-  log.info(written, summaryLine(stats));
+  const where = containerPids.size > 0 ? { containerPids: Object.fromEntries(containerPids) } : {};
+  log.info({ ...written, ...where }, summaryLine(stats, containerPids));
   if (stats.samples === 0) {
     log.warn('no samples: the target did not run on a CPU during the profile (is it idle?)');
     return ExitCode.NoSamples;

@@ -2,7 +2,9 @@
 // global_State through uprobes (then drop them), sample on every CPU, drain
 // the kernel's counts while the run goes on, and turn them into stacks.
 // Everything attached is released on every path, including errors.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { CliError, ExitCode } from '../errors.js';
 import type { Logger } from 'pino';
 import { type LuajitInProcess, candidateTables, chooseTable, chooseTableFromDispatch, chooseTableFromWords, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
@@ -14,6 +16,7 @@ import {
   encodeLjOffsets,
   encodeProcState,
   MAX_LJ_TABLES,
+  MAX_PROCS,
   PROC_NO_LUAJIT,
   STAT_COUNT,
   StatIndex,
@@ -46,6 +49,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called once sampling has started and once it has stopped. */
   onPhase?: (phase: 'sampling' | 'stopped') => void;
+  /**
+   * Current target pids, asked about once a second: new ones join the
+   * profile (an nginx master's workers after a reload). Optional.
+   */
+  discover?: () => number[];
   /** Called after each drain with the samples counted so far. */
   onProgress?: (samples: number) => void;
 }
@@ -96,8 +104,14 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const targets = new Map<number, Target>();
   const contexts = new Map<number, ProcessContext>();
 
-  for (const pid of opts.pids) {
-    const maps = readProcMaps(pid);
+  // Reads what a target needs from /proc; null when it is already gone.
+  const inspect = (pid: number): Target | null => {
+    let maps;
+    try {
+      maps = readProcMaps(pid);
+    } catch {
+      return null;
+    }
     const luajit = findLuajit(pid, maps);
     if (!luajit) log.warn({ target: pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
     const ctx: ProcessContext = {
@@ -109,9 +123,15 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       vm: null,
       g: null,
     };
-    contexts.set(pid, ctx);
     const candidates = luajit ? candidateTables(luajit, tables) : [];
-    targets.set(pid, { ctx, luajit, candidates, uprobeLinks: [], gKnown: false });
+    return { ctx, luajit, candidates, uprobeLinks: [], gKnown: false };
+  };
+
+  for (const pid of opts.pids) {
+    const t = inspect(pid);
+    if (!t) throw new Error(`pid ${pid} exited before profiling started`);
+    targets.set(pid, t);
+    contexts.set(pid, t.ctx);
   }
 
   const unwindMode = opts.unwind ?? 'cfi';
@@ -174,17 +194,12 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   try {
     session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: unwindMode === 'cfi' }));
     session.load();
-    if (unwindMode === 'cfi') {
-      const loader = new UnwindLoader(session);
-      const loadStart = Date.now();
-      for (const [pid, t] of targets) loader.addProcess(pid, t.ctx.maps);
-      log.debug(
-        { files: loader.report.files, rows: loader.report.rows, skipped: Object.fromEntries(loader.report.skipped), ms: Date.now() - loadStart },
-        'unwind tables loaded',
-      );
-    }
+    const loader = unwindMode === 'cfi' ? new UnwindLoader(session) : null;
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
-    for (const [pid, t] of targets) {
+    // Everything one target needs in the kernel: its unwind mappings, its
+    // state entry, and uprobes to learn its global_State.
+    const attach = (pid: number, t: Target) => {
+      loader?.addProcess(pid, t.ctx.maps);
       session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: t.candidates.length > 0 ? MAX_LJ_TABLES : PROC_NO_LUAJIT, uprobeHits: 0, stackWords: [] }));
       if (t.luajit && t.candidates.length > 0) {
         for (const probe of t.luajit.probeOffsets) {
@@ -192,9 +207,45 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         }
         log.debug({ target: pid, luajit: t.luajit.path, candidates: t.candidates.map(tableName), probes: t.luajit.probeOffsets.length }, 'uprobes attached');
       }
+    };
+    const loadStart = Date.now();
+    for (const [pid, t] of [...targets]) {
+      try {
+        attach(pid, t);
+      } catch (err) {
+        // A worker replaced (nginx reload) while we attached: go on without it.
+        if (existsSync(`/proc/${pid}`)) throw err;
+        log.warn({ target: pid }, `pid ${pid} exited while the profiler attached`);
+        targets.delete(pid);
+      }
     }
+    // Unless new ones can join (a master's next workers), there is nothing to sample.
+    if (targets.size === 0 && !opts.discover) throw new CliError('every target process exited before sampling started', ExitCode.TargetNotFound);
+    if (loader) {
+      log.debug(
+        { files: loader.report.files, rows: loader.report.rows, skipped: Object.fromEntries(loader.report.skipped), ms: Date.now() - loadStart },
+        'unwind tables loaded',
+      );
+    }
+    // Processes that appear while we sample (nginx reload replaces workers).
+    const discover = () => {
+      for (const pid of opts.discover?.() ?? []) {
+        if (targets.has(pid) || targets.size >= MAX_PROCS) continue;
+        const t = inspect(pid);
+        if (!t) continue;
+        targets.set(pid, t);
+        contexts.set(pid, t.ctx);
+        try {
+          attach(pid, t);
+          log.info({ target: pid }, `pid ${pid} joined the profile`);
+        } catch (err) {
+          // It may have exited while we attached: keep what we have.
+          log.warn({ target: pid }, `pid ${pid}: could not attach (${(err as Error).message})`);
+        }
+      }
+    };
     const cpus = session.attachPerfEvent('sample_stack', opts.frequency);
-    log.info({ targets: opts.pids, cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
+    log.info({ targets: [...targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
 
     const deadline = started + opts.durationSec * 1000;
@@ -206,6 +257,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       await sleep(Math.min(pending ? FAST_POLL_MS : POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
       learnGlobalStates(session, targets, tables, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
+        discover();
         await flipAndDrain();
         lastDrain = Date.now();
         opts.onProgress?.([...stats.perPid.values()].reduce((a, b) => a + b, 0));

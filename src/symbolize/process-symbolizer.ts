@@ -11,7 +11,7 @@ import { tracePosition } from '../luajit/traces.js';
 import type { SampleKey } from '../native/abi.js';
 import { findMapping, isExecutable, type Mapping, readProcMaps } from '../target/proc-maps.js';
 import type { MemoryReader } from '../target/process-memory.js';
-import { loadElfObject, symbolizeAddress } from './elf-cache.js';
+import { type ElfObject, loadElfObject, symbolizeAddress } from './elf-cache.js';
 import { looksLikeReturnAddress } from './frame-pointers.js';
 import { type KernelSymbols, lookupKernel } from './kallsyms.js';
 import { hostPathOf } from '../luajit/detect.js';
@@ -32,6 +32,7 @@ export class ProcessSymbolizer implements FrameResolvers {
   private readonly users = new Map<string, UserFrame>();
   private readonly kernels = new Map<bigint, string>();
   private readonly readers = new Map<number, PrototypeReader>();
+  private readonly objects = new Map<string, ElfObject>();
 
   constructor(
     private readonly contexts: Map<number, ProcessContext>,
@@ -96,17 +97,34 @@ export class ProcessSymbolizer implements FrameResolvers {
     return m;
   }
 
+  /**
+   * The ELF file of a mapping, read through the process's root; remembered
+   * by device and inode so frames of a process that has exited still get
+   * names from the copy read while it ran (or from another process that
+   * maps the same file).
+   */
+  private objectFor(pid: number, m: Mapping): ElfObject | null {
+    const identity = `${m.dev}:${m.inode}`;
+    const obj = loadElfObject(hostPathOf(pid, m.path));
+    if (obj) {
+      this.objects.set(identity, obj);
+      return obj;
+    }
+    return this.objects.get(identity) ?? null;
+  }
+
   private resolveUser(pid: number, addr: bigint): UserFrame {
     const unknown: UserFrame = { name: '[unknown]', region: 'native', keepsFramePointer: false, isReturnSite: false };
     const ctx = this.contexts.get(pid);
     if (!ctx) return unknown;
     const m = this.mappingFor(ctx, addr);
-    if (!m) return unknown;
-    if (m.path === '' && isExecutable(m)) {
-      // Anonymous executable memory in a LuaJIT process is trace machine code.
-      return { name: '[jit]', region: ctx.table ? 'jit' : 'native', keepsFramePointer: false, isReturnSite: false };
-    }
-    const obj = m.path.startsWith('[') || m.path === '' ? null : loadElfObject(hostPathOf(pid, m.path));
+    // Anonymous executable memory in a LuaJIT process is trace machine
+    // code; so is code we never saw mapped there (traces get new machine
+    // code areas, and a process that has exited can no longer be asked).
+    const jit: UserFrame = { name: '[jit]', region: 'jit', keepsFramePointer: false, isReturnSite: false };
+    if (!m) return ctx.table ? jit : unknown;
+    if (m.path === '' && isExecutable(m)) return ctx.table ? jit : { ...jit, region: 'native' };
+    const obj = m.path.startsWith('[') || m.path === '' ? null : this.objectFor(pid, m);
     const name = symbolizeAddress(obj, m, addr);
     let region: UserFrame['region'] = 'native';
     if (ctx.luajitPath && m.path === ctx.luajitPath) {

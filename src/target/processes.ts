@@ -54,3 +54,16 @@ export function expandTarget(target: ProcessInfo, all: ProcessInfo[]): ProcessIn
   if (!isNginxMaster(target)) return [target];
   return all.filter((p) => p.ppid === target.pid && isNginxWorker(p)).sort((a, b) => a.pid - b.pid);
 }
+
+/**
+ * For an nginx master: a function listing its current workers, so a
+ * profile picks up workers that a reload starts. Undefined otherwise.
+ */
+export function workersOfMaster(pid: number, procRoot = '/proc'): (() => number[]) | undefined {
+  const target = readProcess(pid, procRoot);
+  if (!target || !isNginxMaster(target)) return undefined;
+  return () => {
+    const master = readProcess(pid, procRoot);
+    return master ? expandTarget(master, listProcesses(procRoot)).map((p) => p.pid) : [];
+  };
+}

@@ -32,13 +32,16 @@ export class UnwindLoader {
     private readonly capacity = MAX_UNWIND_ROWS,
   ) {}
 
-  /** Rows for a file, loading them the first time; null when it has none. */
-  private rowsFor(path: string): LoadedFile | null {
-    const obj = loadElfObject(path);
-    if (!obj) return this.skip('unreadable ELF');
-    const identity = `${obj.info.buildId ?? ''}:${path}`;
+  /**
+   * Rows for a file, loading them the first time; null when it has none.
+   * Files are known by device and inode, so every process mapping the same
+   * file (all workers, and the ones a reload starts) shares one copy.
+   */
+  private rowsFor(path: string, identity: string): LoadedFile | null {
     const known = this.files.get(identity);
     if (known) return known;
+    const obj = loadElfObject(path);
+    if (!obj) return this.skip('unreadable ELF');
     const rows = compileUnwindRows(obj.info);
     if (rows.length === 0) return this.skip('no .eh_frame');
     if (this.nextRow + rows.length > this.capacity) return this.skip('row table full');
@@ -66,7 +69,7 @@ export class UnwindLoader {
         break;
       }
       const hostPath = hostPathOf(pid, m.path);
-      const loaded = this.rowsFor(hostPath);
+      const loaded = this.rowsFor(hostPath, `${m.dev}:${m.inode}`);
       const obj = loadElfObject(hostPath);
       const vaddr = obj ? fileOffsetToVaddr(obj.info, m.offset) : undefined;
       if (!loaded || vaddr === undefined) continue;
