@@ -53,6 +53,8 @@ describe('profile (the default command)', () => {
       output: 'flame.svg',
       top: 15,
       kernel: true,
+      lines: 'definition',
+      unwind: 'cfi',
       width: 1200,
       minwidth: { px: 0.1 },
       colors: 'kind',
@@ -65,6 +67,7 @@ describe('profile (the default command)', () => {
       'profile', '-p', '7', '-d', '2.5', '-F', '499', '-o', 'a.svg', '--folded', 'a.folded', '--pprof', 'a.pb.gz',
       '--speedscope', 'a.json', '--json', 's.json', '--summary', 's.md', '--top', '5', '--no-kernel', '--title', 'T',
       '--width', '800', '--minwidth', '0.5%', '--inverted', '--colors', 'mono', '--log-level', 'debug', '--log-format', 'json',
+      '--lines', 'current', '--unwind', 'fp',
     );
     expect(p.command).toBe('profile');
     expect(p.opts).toEqual({
@@ -79,6 +82,8 @@ describe('profile (the default command)', () => {
       summary: 's.md',
       top: 5,
       kernel: false,
+      lines: 'current',
+      unwind: 'fp',
       title: 'T',
       width: 800,
       minwidth: { percent: 0.5 },
@@ -91,6 +96,7 @@ describe('profile (the default command)', () => {
 
   it.each([
     [['--pid', '0'], "option '-p, --pid <pid>' argument '0' is invalid. pid must be a whole number from 1 to 4194304"],
+    [['--pid', '1', '--lines', 'nearby'], "option '--lines <mode>' argument 'nearby' is invalid. Allowed choices are definition, current."],
     [['--pid', '1', '--frequency', 'fast'], "option '-F, --frequency <hz>' argument 'fast' is invalid. frequency must be a whole number from 1 to 10000"],
     [['--pid', '1', '--duration', '-3'], "option '-d, --duration <seconds>' argument '-3' is invalid. duration must be a number of seconds above 0 and at most 86400"],
     [['--pid', '1', '--width', '150'], "option '--width <px>' argument '150' is invalid. width must be a whole number from 200 to 100000"],
