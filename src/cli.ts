@@ -72,7 +72,8 @@ Examples:
   apisix-profile diff before.folded after.folded -o diff.svg --summary diff.md
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
-4 permission denied, 5 kernel unsupported, 6 no samples, 130 interrupted twice.`,
+4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
+130 interrupted twice.`,
     );
 
   const profile = configure(profileCommand(), io).action(async (opts: ProfileOptions) => {

@@ -8,6 +8,7 @@ export const ExitCode = {
   Permission: 4,
   KernelUnsupported: 5,
   NoSamples: 6,
+  Busy: 7,
   Interrupted: 130,
 } as const;
 

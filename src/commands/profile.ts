@@ -13,6 +13,7 @@ import { renderSummaryJson, renderSummaryMarkdown, summarize, type SummaryExtra 
 import type { Stack } from '../report/stack.js';
 import { progressText } from '../status-line.js';
 import { expandTarget, listProcesses, readProcess, workersOfMaster } from '../target/processes.js';
+import { lockTargets } from '../target/profile-lock.js';
 import { describePid, resolveContainerTargets } from '../target/resolve-container-targets.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
@@ -158,7 +159,8 @@ Examples:
   sudo apisix-profile --container 4dfb33317e45 --pid 7
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
-4 permission denied, 5 kernel unsupported, 6 no samples, 130 interrupted twice.`,
+4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
+130 interrupted twice.`,
   );
 }
 
@@ -249,6 +251,12 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   }
   const targets = await resolveTargets(opts, log);
   const { pids, containerPids, label } = targets;
+  const lock = lockTargets(pids);
+  if ('busy' in lock) {
+    throw new CliError(`pid ${lock.busy} is already being profiled by apisix-profile (pid ${lock.owner}): wait for it or stop it`, ExitCode.Busy);
+  }
+  // Released however the process ends (also by the second Ctrl-C's exit).
+  process.once('exit', () => lock.release());
 
   const signal = ctx.interrupts();
   signal.addEventListener('abort', () => log.info(`${String(signal.reason)}: stopping early, writing what was sampled`), { once: true });
