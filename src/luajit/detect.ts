@@ -6,6 +6,7 @@ import { runtimeAddressToVaddr, vaddrToFileOffset } from '../symbolize/elf-file.
 import { findFunctionRange } from '../symbolize/function-ranges.js';
 import { type ElfObject, loadElfObject } from '../symbolize/elf-cache.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
+import { targetFilePath } from '../target/target-files.js';
 import type { LuajitTable } from './offset-tables.js';
 
 /** Public API functions that take the lua_State first; ngx_lua calls
@@ -24,16 +25,12 @@ export interface LuajitInProcess {
   probeOffsets: { name: string; fileOffset: bigint }[];
 }
 
-export function hostPathOf(pid: number, path: string): string {
-  return `/proc/${pid}/root${path}`;
-}
-
 export function findLuajit(pid: number, maps: readonly Mapping[]): LuajitInProcess | null {
   const seen = new Set<string>();
   for (const m of maps) {
     if (!isExecutable(m) || m.path === '' || m.path.startsWith('[') || seen.has(m.path)) continue;
     seen.add(m.path);
-    const hostPath = hostPathOf(pid, m.path);
+    const hostPath = targetFilePath(pid, m);
     const object = loadElfObject(hostPath);
     if (!object || !findSymbol(object.symbols, 'lua_resume')) continue;
     const probeOffsets = LEARN_G_FUNCTIONS.flatMap((name) => {

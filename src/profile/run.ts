@@ -190,7 +190,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     drain(COUNTS_MAPS[old]);
   };
 
-  const started = Date.now();
+  let started = Date.now();
   try {
     session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: unwindMode === 'cfi' }));
     session.load();
@@ -248,6 +248,8 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     log.info({ targets: [...targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
 
+    // The duration counts from here: attaching can take a while.
+    started = Date.now();
     const deadline = started + opts.durationSec * 1000;
     let lastDrain = Date.now();
     while (Date.now() < deadline && !opts.signal?.aborted) {

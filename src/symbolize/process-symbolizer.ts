@@ -14,7 +14,7 @@ import type { MemoryReader } from '../target/process-memory.js';
 import { type ElfObject, loadElfObject, symbolizeAddress } from './elf-cache.js';
 import { looksLikeReturnAddress } from './frame-pointers.js';
 import { type KernelSymbols, lookupKernel } from './kallsyms.js';
-import { hostPathOf } from '../luajit/detect.js';
+import { targetFilePath } from '../target/target-files.js';
 
 export interface ProcessContext {
   pid: number;
@@ -105,7 +105,7 @@ export class ProcessSymbolizer implements FrameResolvers {
    */
   private objectFor(pid: number, m: Mapping): ElfObject | null {
     const identity = `${m.dev}:${m.inode}`;
-    const obj = loadElfObject(hostPathOf(pid, m.path));
+    const obj = loadElfObject(targetFilePath(pid, m));
     if (obj) {
       this.objects.set(identity, obj);
       return obj;

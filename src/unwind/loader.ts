@@ -6,9 +6,48 @@ import { encodeProcMappings, type ExecMapping, MAX_MAPPINGS, MAX_UNWIND_ROWS, u3
 import type { NativeSession } from '../native/addon.js';
 import { fileOffsetToVaddr } from '../symbolize/elf-file.js';
 import { loadElfObject } from '../symbolize/elf-cache.js';
-import { hostPathOf } from '../luajit/detect.js';
+import { targetFilePath } from '../target/target-files.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
-import { compileUnwindRows, encodeRows } from './rows.js';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ElfInfo } from '../symbolize/elf-file.js';
+import { compileUnwindRows, encodeRows, UNWIND_ROW_SIZE } from './rows.js';
+
+/** Bumped whenever the row format or the compiler's output changes. */
+const ROWS_FORMAT = 1;
+
+function cacheDir(): string {
+  return join(process.env.APISIX_PROFILE_CACHE ?? '/var/cache/apisix-profile', 'unwind');
+}
+
+/**
+ * A file's encoded rows, compiled once per build: compiling libc or
+ * libcrypto takes a few hundred milliseconds, reading the cached rows none.
+ * Files without a build-id are compiled every time.
+ */
+function cachedRows(info: ElfInfo, size: number): Buffer {
+  const id = info.buildId ? `${info.buildId}-${size}-v${ROWS_FORMAT}.rows` : null;
+  const path = id ? join(cacheDir(), id) : null;
+  if (path) {
+    try {
+      return readFileSync(path);
+    } catch {
+      /* not cached yet */
+    }
+  }
+  const encoded = encodeRows(compileUnwindRows(info));
+  if (path) {
+    try {
+      mkdirSync(cacheDir(), { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, encoded);
+      renameSync(tmp, path);
+    } catch {
+      /* a read-only cache only costs time */
+    }
+  }
+  return encoded;
+}
 
 export interface LoadedFile {
   rowFirst: number;
@@ -42,15 +81,16 @@ export class UnwindLoader {
     if (known) return known;
     const obj = loadElfObject(path);
     if (!obj) return this.skip('unreadable ELF');
-    const rows = compileUnwindRows(obj.info);
-    if (rows.length === 0) return this.skip('no .eh_frame');
-    if (this.nextRow + rows.length > this.capacity) return this.skip('row table full');
-    this.session.mapFillArray('unwind_rows', this.nextRow, encodeRows(rows));
-    const loaded = { rowFirst: this.nextRow, rowCount: rows.length };
-    this.nextRow += rows.length;
+    const encoded = cachedRows(obj.info, obj.buf.length);
+    const count = encoded.length / UNWIND_ROW_SIZE;
+    if (count === 0) return this.skip('no .eh_frame');
+    if (this.nextRow + count > this.capacity) return this.skip('row table full');
+    this.session.mapFillArray('unwind_rows', this.nextRow, encoded);
+    const loaded = { rowFirst: this.nextRow, rowCount: count };
+    this.nextRow += count;
     this.files.set(identity, loaded);
     this.report.files += 1;
-    this.report.rows += rows.length;
+    this.report.rows += count;
     return loaded;
   }
 
@@ -68,7 +108,7 @@ export class UnwindLoader {
         this.skip('too many mappings');
         break;
       }
-      const hostPath = hostPathOf(pid, m.path);
+      const hostPath = targetFilePath(pid, m);
       const loaded = this.rowsFor(hostPath, `${m.dev}:${m.inode}`);
       const obj = loadElfObject(hostPath);
       const vaddr = obj ? fileOffsetToVaddr(obj.info, m.offset) : undefined;

@@ -109,11 +109,23 @@ describe('profile (the default command)', () => {
     [['--pid', '1', '--top', '0'], "option '--top <n>' argument '0' is invalid. top must be a whole number from 1 to 1000"],
     [['--pid', '1', '--pprof', ''], "option '--pprof <file>' argument '' is invalid. pprof must be a file path"],
     [[], "required option '-p, --pid <pid>' not specified"],
+    [['--duration', '5'], "required option '-p, --pid <pid>' not specified"],
+    [['--container', 'a/b'], "option '--container <name|id>' argument 'a/b' is invalid. container must be a container name or id (prefix), e.g. apisix or 4dfb33317e45"],
+    [['--container', '-x'], "option '--container <name|id>' argument '-x' is invalid. container must be a container name or id (prefix), e.g. apisix or 4dfb33317e45"],
     [['--pid', '1', '--frequncy', '9'], "unknown option '--frequncy' (Did you mean --frequency?)"],
   ])('rejects %j with one line', async (argv, message) => {
     const p = await parse(...argv);
     expect(p.command).toBeUndefined();
     expect(p.err).toBe(`apisix-profile: ${message}\n`);
+  });
+
+  it('takes --container instead of --pid, or with a pid inside the container', async () => {
+    const byName = await parse('--container', 'apisix', '-d', '5');
+    expect(byName.command).toBe('profile');
+    expect(byName.opts).toMatchObject({ container: 'apisix', duration: 5 });
+    expect(byName.opts?.pid).toBeUndefined();
+    const withPid = await parse('profile', '--container', '/4dfb33317e45', '--pid', '7');
+    expect(withPid.opts).toMatchObject({ container: '/4dfb33317e45', pid: 7 });
   });
 
   it('takes minwidth in pixels or percent', async () => {
