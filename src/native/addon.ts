@@ -2,6 +2,7 @@
 // the only module that imports it; everything else goes through NativeSession.
 // The addon checks little: callers validate options before calling in.
 import { existsSync } from 'node:fs';
+import { packageRoot } from '../package-root.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,14 +49,6 @@ const ADDON_RELATIVE_PATH = join('addon', 'build', 'Release', 'apisix_profile.no
 
 let cached: AddonModule | undefined;
 
-/** The directory holding package.json, found by walking up from this file (src/native or dist/native). */
-function packageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`package.json not found above ${start}`);
-  }
-}
 
 function loadAddon(): AddonModule {
   if (cached) return cached;

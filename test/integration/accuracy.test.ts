@@ -4,8 +4,8 @@
 // (Debian's package, and our GC64 and non-GC64 builds via LD_LIBRARY_PATH),
 // and upstream LuaJIT (which ngx_lua refuses) as a standalone process.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseFolded } from '../../src/report/fold.js';
 import {
+  costShare,
   definitionLine,
   type Fixture,
   luajitBuild,
@@ -29,17 +29,6 @@ interface Truth {
   jit: boolean;
 }
 
-/** Share of samples whose stack holds the function defined at cost.lua:line. */
-function shareOf(folded: string, line: number): number {
-  const frame = new RegExp(`cost\\.lua:${line}\\)$`);
-  let total = 0;
-  let hit = 0;
-  for (const s of parseFolded(folded)) {
-    total += s.count;
-    if (s.frames.some((f) => frame.test(f))) hit += s.count;
-  }
-  return total ? (100 * hit) / total : 0;
-}
 
 interface Target {
   pid: number;
@@ -122,7 +111,7 @@ for (const config of CONFIGS) {
         expect(t.jit).toBe(jit === 'jit-on');
         const report: Record<string, { profile: number; truth: number }> = {};
         for (const fn of FUNCTIONS) {
-          report[fn] = { profile: shareOf(run.folded, definitionLine(fn)), truth: (100 * t[fn]) / t.total };
+          report[fn] = { profile: costShare(run.folded, definitionLine(fn)), truth: (100 * t[fn]) / t.total };
         }
         const worst = Math.max(...FUNCTIONS.map((fn) => Math.abs(report[fn].profile - report[fn].truth)));
         console.log(`share error ${config.name} ${jit}: max ${worst.toFixed(2)} pp`, JSON.stringify(report));

@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseFolded } from '../../src/report/fold.js';
-import { definitionLine, repoRoot, requireRoot, sleep, startLoad } from '../support/fixture.js';
+import { costShare, definitionLine, repoRoot, requireRoot, sleep, startLoad } from '../support/fixture.js';
 
 const run = promisify(execFile);
 
@@ -107,17 +106,6 @@ async function underLoad<T>(seconds: number, body: () => Promise<T>): Promise<T>
   }
 }
 
-/** Share of samples whose stack holds the function defined at cost.lua:line. */
-function shareOf(folded: string, line: number): number {
-  const frame = new RegExp(`cost\\.lua:${line}\\)$`);
-  let total = 0;
-  let hit = 0;
-  for (const s of parseFolded(folded)) {
-    total += s.count;
-    if (s.frames.some((f) => frame.test(f))) hit += s.count;
-  }
-  return total ? (100 * hit) / total : 0;
-}
 
 const lines = (stderr: string) => stderr.trim().split('\n');
 
@@ -201,7 +189,7 @@ describe('--container', () => {
     expect(truth, 'the profiler never logged its phases').not.toBeNull();
     const t = truth as unknown as Record<string, number>;
     const report: Record<string, { profile: number; truth: number }> = {};
-    for (const fn of FUNCTIONS) report[fn] = { profile: shareOf(r.folded, definitionLine(fn)), truth: (100 * t[fn]) / t.total };
+    for (const fn of FUNCTIONS) report[fn] = { profile: costShare(r.folded, definitionLine(fn)), truth: (100 * t[fn]) / t.total };
     const worst = Math.max(...FUNCTIONS.map((fn) => Math.abs(report[fn].profile - report[fn].truth)));
     console.log(`share error in a container: max ${worst.toFixed(2)} pp`, JSON.stringify(report));
     for (const fn of FUNCTIONS) {

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { parseFolded } from '../../src/report/fold.js';
 
 const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -191,4 +192,16 @@ export async function startStandalone(luajit: string, jit: 'jit-on' | 'jit-off')
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Percent of samples (folded text) whose stack holds the function defined at cost.lua:line. */
+export function costShare(folded: string, line: number): number {
+  const frame = new RegExp(`cost\\.lua:${line}\\)$`);
+  let total = 0;
+  let hit = 0;
+  for (const s of parseFolded(folded)) {
+    total += s.count;
+    if (s.frames.some((f) => frame.test(f))) hit += s.count;
+  }
+  return total ? (100 * hit) / total : 0;
 }
