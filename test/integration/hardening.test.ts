@@ -14,24 +14,35 @@ import { childPids, type Fixture, luajitBuild, profileToFolded, repoRoot, requir
 const run = promisify(execFile);
 const CLI = join(repoRoot, 'bin/apisix-profile.js');
 
-/** Our BPF programs still loaded in the kernel (by name). */
-function ourPrograms(): string[] {
-  const out = execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
-  return (JSON.parse(out) as { name?: string }[]).map((p) => p.name ?? '').filter((n) => n === 'sample_stack' || n === 'learn_global_state');
+/** Ids of the BPF programs a process holds open (from its fdinfo). */
+function programIdsOf(pid: number): number[] {
+  const ids = new Set<number>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+      try {
+        const m = /^prog_id:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (m) ids.add(Number(m[1]));
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    /* the process is gone */
+  }
+  return [...ids];
 }
 
 /**
- * Programs go away when the last file descriptor does, after an RCU grace
- * period: give the kernel a moment. (Run alone: another profiler running
- * on the machine at the same time would show up here.)
+ * Which of these programs are still loaded. They go away when the last file
+ * descriptor does, after an RCU grace period: give the kernel a moment.
  */
-async function programsLeft(): Promise<string[]> {
-  for (let i = 0; i < 50; i++) {
-    const left = ourPrograms();
-    if (left.length === 0) return left;
-    await sleep(100);
-  }
-  return ourPrograms();
+async function stillLoaded(ids: number[]): Promise<number[]> {
+  const loaded = () => {
+    const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as { id: number }[];
+    return ids.filter((id) => all.some((p) => p.id === id));
+  };
+  for (let i = 0; i < 50 && loaded().length > 0; i++) await sleep(100);
+  return loaded();
 }
 
 function uprobeEvents(): string {
@@ -122,12 +133,13 @@ describe('signals at any point', () => {
         const svg = join(dir, `${signal}-${delay}.svg`);
         const child = spawn(process.execPath, [CLI, '--pid', String(fixture.master), '--duration', '1.5', '-o', svg], { stdio: 'ignore' });
         await sleep(delay);
+        const programs = programIdsOf(child.pid!);
         child.kill(signal);
         const code = await waitForExit(child);
         load.child.kill();
         await load.done;
         expect([0, 6, 130, null]).toContain(code);
-        expect(await programsLeft()).toEqual([]);
+        expect(await stillLoaded(programs)).toEqual([]);
         expect(uprobeEvents()).toBe('');
         // The output is complete or absent; no temp file.
         if (existsSync(svg)) expect(readFileSync(svg, 'utf8')).toMatch(/<\/svg>\s*$/);
