@@ -118,6 +118,34 @@ static __always_inline __u32 function_position(const struct walk_state *w, __u64
 	return (w->link_pc - bc) / 4;
 }
 
+/*
+ * Whether C code called this frame's function, so a new VM entry begins
+ * below it: lua_call/lua_pcall from C (a C or CP frame), or an FFI callback
+ * (a continuation frame whose continuation is LJ_CONT_FFI_CALLBACK).
+ */
+#define LJ_FRAME_CONT 2
+#define LJ_CONT_FFI_CALLBACK 1
+static __always_inline bool entered_from_c(const struct walk_state *w, __u64 frame, __u64 ftsz)
+{
+	__u64 cont = 0;
+
+	if ((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_C)
+		return true;
+	if ((ftsz & LJ_FRAME_TYPEP) != LJ_FRAME_CONT)
+		return false;
+	if (w->fr2) {
+		if (read_u64(frame - 3 * LJ_TVALUE_SIZE, &cont))
+			return false;
+	} else {
+		__u32 lo = 0;
+
+		if (bpf_probe_read_user(&lo, sizeof(lo), (void *)(frame - LJ_TVALUE_SIZE)))
+			return false;
+		cont = lo;
+	}
+	return cont == LJ_CONT_FFI_CALLBACK;
+}
+
 /* One frame of the walk; returns 1 to stop. */
 static long walk_step(__u32 index, void *data)
 {
@@ -148,7 +176,7 @@ static long walk_step(__u32 index, void *data)
 		}
 		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn);
 		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, fn) |
-			((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_C ? LUA_POS_FROM_C : 0);
+			(entered_from_c(w, w->frame, ftsz) ? LUA_POS_FROM_C : 0);
 		w->n++;
 	}
 	w->link_pc = 0;

@@ -81,6 +81,23 @@ for (const [pkg, mode] of BUILDS) {
       expect(leaves.some((s) => s.frames.at(-1)!.endsWith(`:${defLine})`))).toBe(false);
     });
 
+    it('shows Lua called back from C through an FFI callback above that C, and the C above its Lua caller', async () => {
+      const stacks = await profileShape(luajitBuild(pkg, mode), 'callback', 'jit-on');
+      const compare = `shapes.lua:${lineOf('local function compare(')})`;
+      const inCallback = stacks.filter((s) => s.frames.at(-1)!.endsWith(compare));
+      expect(total(inCallback) / total(stacks)).toBeGreaterThan(0.5);
+      for (const s of inCallback) {
+        const text = s.frames.join(';');
+        const caller = s.frames.findIndex((f) => f.startsWith('sort_with_callback ('));
+        const sort = s.frames.findIndex((f) => f.startsWith('qsort'));
+        // Lua caller, then libc's qsort, then the Lua callback on top.
+        expect(caller, text).toBeGreaterThanOrEqual(0);
+        expect(sort, text).toBeGreaterThan(caller);
+        expect(s.frames.slice(sort + 1, -1).every((f) => frameKind(f) !== 'lua'), text).toBe(true);
+        expect(s.frames.slice(0, 4), text).toEqual(['_start', '__libc_start_main', '__libc_start_call_main', 'main']);
+      }
+    });
+
     it('shows a C function called through the FFI directly above its Lua caller', async () => {
       for (const jit of ['jit-on', 'jit-off'] as const) {
         const stacks = await profileShape(luajitBuild(pkg, mode), 'ffi', jit);
