@@ -4,8 +4,7 @@
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../package-root.js';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 /** A libbpf BPF object and everything attached from it. */
 export interface NativeSession {

@@ -6,11 +6,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, ExitCode } from '../errors.js';
 import type { Logger } from 'pino';
-import { type LuajitInProcess, candidateTables, chooseTable, chooseTableFromDispatch, chooseTableFromWords, findLuajit, interpreterRange, widenToVm } from '../luajit/detect.js';
-import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
+import { candidateTables, findLuajit } from '../luajit/detect.js';
+import { loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
-  decodeProcState,
-  type ProcState,
   decodeSampleKey,
   encodeConfig,
   encodeLjOffsets,
@@ -20,8 +18,6 @@ import {
   PROC_NO_LUAJIT,
   STAT_COUNT,
   StatIndex,
-  SampleFlags,
-  VmState,
   u32Key,
 } from '../native/abi.js';
 import { type NativeSession, openNativeSession } from '../native/addon.js';
@@ -33,6 +29,8 @@ import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-sym
 import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
+import { learnGlobalStates, type Target } from './global-state.js';
+import { countKey, emptyStats, type RunStats } from './stats.js';
 import { UnwindLoader } from '../unwind/loader.js';
 
 export interface RunOptions {
@@ -58,22 +56,8 @@ export interface RunOptions {
   onProgress?: (samples: number) => void;
 }
 
-export interface RunStats {
-  samples: number;
-  samplesInLua: number;
-  /** Samples whose native frames were cut at an untrustworthy frame pointer. */
-  nativeCutShort: number;
-  /** .eh_frame unwinding: samples unwound, and why walks stopped early. */
-  unwind: { samples: number; complete: number; noCfi: number; badRead: number; depth: number; unsupported: number };
-  samplesWithoutG: number;
-  lostMapFull: number;
-  luaBadReads: number;
-  uprobeHits: number;
-  perPid: Map<number, number>;
-  /** Samples inside the VM by what it was doing (from G->vmstate). */
-  vmStates: { interpreted: number; compiled: number; c: number; gc: number; jit: number; exit: number };
-  elapsedSec: number;
-}
+
+export type { RunStats } from './stats.js';
 
 export interface RunResult {
   stacks: Stack[];
@@ -87,14 +71,6 @@ const COUNTS_MAPS = ['counts0', 'counts1'] as const;
 
 export function bpfObjectPath(): string {
   return join(packageRoot(), 'build', 'bpf', 'profiler.bpf.o');
-}
-
-interface Target {
-  ctx: ProcessContext;
-  luajit: LuajitInProcess | null;
-  candidates: LuajitTable[];
-  uprobeLinks: number[];
-  gKnown: boolean;
 }
 
 export async function runProfile(opts: RunOptions): Promise<RunResult> {
@@ -138,19 +114,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'));
   const aggregate = new Map<string, number>();
   const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never, opts.lines ?? 'definition');
-  const stats: RunStats = {
-    samples: 0,
-    samplesInLua: 0,
-    nativeCutShort: 0,
-    unwind: { samples: 0, complete: 0, noCfi: 0, badRead: 0, depth: 0, unsupported: 0 },
-    samplesWithoutG: 0,
-    lostMapFull: 0,
-    luaBadReads: 0,
-    uprobeHits: 0,
-    perPid: new Map(),
-    vmStates: { interpreted: 0, compiled: 0, c: 0, gc: 0, jit: 0, exit: 0 },
-    elapsedSec: 0,
-  };
+  const stats = emptyStats();
   let active = 0;
 
   const drain = (mapName: string) => {
@@ -160,22 +124,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       const stack = assembleStack(key, symbolizer);
       const text = stack.frames.join(';');
       aggregate.set(text, (aggregate.get(text) ?? 0) + count);
-      stats.perPid.set(key.pid, (stats.perPid.get(key.pid) ?? 0) + count);
-      if (key.flags & SampleFlags.InLua) {
-        stats.samplesInLua += count;
-        stats.vmStates[vmStateBucket(key.vmstate)] += count;
-      }
-      if (key.flags & SampleFlags.NoG) stats.samplesWithoutG += count;
-      if (stack.nativeCutShort) stats.nativeCutShort += count;
-      if (key.flags & SampleFlags.UnwindCfi) {
-        const u = stats.unwind;
-        u.samples += count;
-        if (key.flags & SampleFlags.UnwindEnd) u.complete += count;
-        if (key.flags & SampleFlags.UnwindNoCfi) u.noCfi += count;
-        if (key.flags & SampleFlags.UnwindBadRead) u.badRead += count;
-        if (key.flags & SampleFlags.UnwindDepth) u.depth += count;
-        if (key.flags & SampleFlags.UnwindUnsupported) u.unsupported += count;
-      }
+      countKey(stats, key, count, stack.nativeCutShort);
     }
     session.mapClear(mapName);
   };
@@ -306,101 +255,6 @@ function readStats(session: NativeSession): number[] {
     totals.push(Number(sum));
   }
   return totals;
-}
-
-/**
- * For each process whose uprobe has reported a lua_State: find the offset
- * table under which it leads to a consistent global_State, find the
- * interpreter's code range, tell the kernel side, and detach the uprobes so
- * the process's requests stop paying for the trap.
- */
-function learnGlobalStates(session: NativeSession, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
-  for (const [pid, t] of targets) {
-    if (t.gKnown || !t.luajit || t.candidates.length === 0) continue;
-    const raw = session.mapLookup('procs', u32Key(pid));
-    if (!raw) continue;
-    const state = decodeProcState(raw);
-    const { ctx } = t;
-    const lj = t.luajit;
-    if (state.L === 0n) {
-      // No API call seen yet: try the DISPATCH register from a sample; a
-      // value from outside the VM just fails to validate, so keep waiting.
-      const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
-      if (viaDispatch) {
-        adopt(session, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
-        continue;
-      }
-      // Or a lua_State pointer in the VM's C frame near the stack top.
-      const viaStack = ctx.mem ? chooseTableFromWords(ctx.mem, t.candidates, state.stackWords) : null;
-      if (viaStack) adopt(session, t, pid, state, viaStack, tables, log, 'stack');
-      continue;
-    }
-    t.gKnown = true;
-    const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
-    if (!chosen) {
-      detachAll(session, t);
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, table: PROC_NO_LUAJIT }));
-      log.warn({ target: pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
-      continue;
-    }
-    adopt(session, t, pid, state, chosen, tables, log, 'uprobe');
-  }
-}
-
-/** Uses a validated global_State: tell the kernel side, then drop the uprobes. */
-function adopt(
-  session: NativeSession,
-  t: Target,
-  pid: number,
-  state: ProcState,
-  chosen: { table: LuajitTable; g: bigint },
-  tables: LuajitTable[],
-  log: Logger,
-  via: string,
-): void {
-  const { ctx } = t;
-  const lj = t.luajit!;
-  t.gKnown = true;
-  ctx.table = chosen.table;
-  ctx.g = chosen.g;
-  const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
-  const range = handlers ? widenToVm(handlers, lj) : null;
-  ctx.vm = range;
-  session.mapUpdate(
-    'procs',
-    u32Key(pid),
-    encodeProcState({ ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }),
-  );
-  // Detaching waits for the kernel to quiesce (tens of ms per probe):
-  // only now, so the samples meanwhile already get Lua frames.
-  detachAll(session, t);
-  log.info(
-    { target: pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
-    `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
-  );
-}
-
-function vmStateBucket(vmstate: number): keyof RunStats['vmStates'] {
-  if (vmstate >= 0) return 'compiled';
-  switch (vmstate) {
-    case VmState.Interp:
-      return 'interpreted';
-    case VmState.GC:
-      return 'gc';
-    case VmState.Exit:
-      return 'exit';
-    case VmState.Record:
-    case VmState.Opt:
-    case VmState.Asm:
-      return 'jit';
-    default:
-      return 'c';
-  }
-}
-
-function detachAll(session: NativeSession, t: Target): void {
-  for (const link of t.uprobeLinks) session.detach(link);
-  t.uprobeLinks = [];
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
