@@ -33,10 +33,11 @@ describe('stacks of a loaded fixture worker', () => {
     const crypto = stacks.filter((s) => s.frames.some((f) => f.includes('libcrypto')));
     const cryptoSamples = crypto.reduce((n, s) => n + s.count, 0);
     expect(cryptoSamples / total, 'share of samples in libcrypto').toBeGreaterThan(0.3);
-    // Samples taken before the profiler has seen the worker enter Lua (its
-    // first request after attach) cannot have Lua frames yet: allow a few.
+    // Samples taken before the profiler has located a worker's LuaJIT (the
+    // request in progress at attach time, up to ~0.2 s of hashing, makes
+    // no API call) cannot have Lua frames yet: allow them.
     const withLua = crypto.filter((s) => s.frames.some((f) => frameKind(f) === 'lua'));
-    expect(withLua.reduce((n, s) => n + s.count, 0) / cryptoSamples).toBeGreaterThan(0.95);
+    expect(withLua.reduce((n, s) => n + s.count, 0) / cryptoSamples).toBeGreaterThan(0.9);
     for (const s of withLua) {
       const at = s.frames.findIndex((f) => f.includes('libcrypto'));
       const luaBelow = s.frames.slice(0, at).map((f, i) => ({ f, i })).filter(({ f }) => frameKind(f) === 'lua');
