@@ -107,8 +107,13 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   METHOD("Session", 2);
   ARG_STRING(path, 0);
   ARG_BOOL(verbose, 1);
+  // Optional third argument: the kernel BTF to relocate against (CO-RE),
+  // instead of the running kernel's /sys/kernel/btf/vmlinux.
+  std::string btf_path;
+  if (info.Length() > 2 && info[2].IsString()) btf_path = info[2].As<Napi::String>().Utf8Value();
   if (verbose) verbose_sessions++;
-  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf_path.empty() ? nullptr : btf_path.c_str());
+  bpf_object* obj = bpf_object__open_file(path.c_str(), &open_opts);
   if (!obj) {
     int err = LastErrno();
     if (verbose) verbose_sessions--;

@@ -29,6 +29,8 @@ import {
 } from './options.js';
 import { appendStepSummary, checkOutputs, writeOutput, type OutputSpec } from './outputs.js';
 
+const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
+
 export interface ExportOptions {
   folded?: string;
   pprof?: string;
@@ -49,6 +51,7 @@ export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, Export
   kernel: boolean;
   lines: 'definition' | 'current';
   unwind: 'cfi' | 'fp';
+  btf: string;
 }
 
 /** --folded, --pprof, --speedscope, --json, --summary and --top, shared with `report`. */
@@ -124,6 +127,9 @@ export function profileCommand(): Command {
     new Option('--lines <mode>', 'Lua frame lines: definition (frames aggregate per function) or current (the line running, also inside compiled traces)')
       .choices(['definition', 'current'])
       .default('definition'),
+  );
+  cmd.addOption(
+    new Option('--btf <path>', 'kernel BTF the BPF programs are relocated against (CO-RE)').default(DEFAULT_BTF),
   );
   cmd.addOption(
     new Option('--unwind <mode>', 'native frames: cfi (.eh_frame, works without frame pointers) or fp (frame pointers only, cheaper)')
@@ -243,8 +249,13 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   if (process.getuid?.() !== 0) {
     throw new CliError('apisix-profile needs root (BPF, perf events, uprobes): run it with sudo', ExitCode.Permission);
   }
-  if (!existsSync('/sys/kernel/btf/vmlinux')) {
-    throw new CliError('this kernel has no BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF is needed', ExitCode.KernelUnsupported);
+  if (!existsSync(opts.btf)) {
+    throw new CliError(
+      opts.btf === DEFAULT_BTF
+        ? `this kernel has no BTF (${DEFAULT_BTF}): a kernel built with CONFIG_DEBUG_INFO_BTF is needed`
+        : `no kernel BTF at ${opts.btf}: give --btf a vmlinux BTF file, or leave it out to use the running kernel's`,
+      ExitCode.KernelUnsupported,
+    );
   }
   if (!existsSync(bpfObjectPath())) {
     throw new CliError(`BPF object missing (${bpfObjectPath()}): run \`npm run build\``, ExitCode.Internal);
@@ -289,6 +300,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       kernelStacks: opts.kernel,
       lines: opts.lines,
       unwind: opts.unwind,
+      btfPath: opts.btf === DEFAULT_BTF ? undefined : opts.btf,
       ...(targets.discover ? { discover: targets.discover } : {}),
       log,
       signal,

@@ -41,7 +41,7 @@ export interface NativeError extends Error {
 }
 
 interface AddonModule {
-  Session: new (objectPath: string, verbose: boolean) => NativeSession;
+  Session: new (objectPath: string, verbose: boolean, btfPath?: string) => NativeSession;
 }
 
 const ADDON_RELATIVE_PATH = join('addon', 'build', 'Release', 'apisix_profile.node');
@@ -61,7 +61,7 @@ function loadAddon(): AddonModule {
 }
 
 /** Opens a BPF object file (not yet loaded). verbose shows libbpf's own log on stderr. */
-export function openNativeSession(objectPath: string, verbose = false): NativeSession {
+export function openNativeSession(objectPath: string, verbose = false, btfPath?: string): NativeSession {
   const { Session } = loadAddon();
-  return new Session(objectPath, verbose);
+  return btfPath ? new Session(objectPath, verbose, btfPath) : new Session(objectPath, verbose);
 }

@@ -42,6 +42,8 @@ export interface RunOptions {
   lines?: LineMode;
   /** Native frames: from .eh_frame (default) or frame pointers only. */
   unwind?: 'cfi' | 'fp';
+  /** Kernel BTF for CO-RE relocation; default: the running kernel's. */
+  btfPath?: string;
   log: Logger;
   /** Ends sampling early (Ctrl-C); the run still returns what it has. */
   signal?: AbortSignal;
@@ -111,7 +113,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   }
 
   const unwindMode = opts.unwind ?? 'cfi';
-  const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'));
+  const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'), opts.btfPath);
   const aggregate = new Map<string, number>();
   const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never, opts.lines ?? 'definition');
   const stats = emptyStats();

@@ -68,6 +68,12 @@ describe('bad input', () => {
     expect(oneLine(run.stderr)).toHaveLength(1);
   });
 
+  it('says the kernel has no BTF, with exit code 5, when the BTF path holds none', async () => {
+    const run = await runCli(['--pid', String(process.pid), '--btf', '/nonexistent/vmlinux', '-o', join(tmpdir(), 'btf.svg')]);
+    expect(run.code).toBe(5);
+    expect(oneLine(run.stderr)).toEqual([expect.stringMatching(/^apisix-profile: no kernel BTF at \/nonexistent\/vmlinux: /)]);
+  });
+
   it('rejects an output path it cannot write, before attaching anything', async () => {
     const run = await runCli(['--pid', String(process.pid), '--output', '/nonexistent-dir/flame.svg']);
     expect(run.code).toBe(2);
