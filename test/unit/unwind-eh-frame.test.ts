@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -362,7 +362,7 @@ describe('compiled fixtures agree with readelf --debug-dump=frames-interp', () =
 
 describe('.eh_frame_hdr', () => {
   for (const file of [...['exe-o2', 'lib-o2.so', 'libcfi.so'], ...SYSTEM_LIBS]) {
-    it.skipIf(file.startsWith('/') && !existsSync(file))(`finds every FDE of ${file.split('/').pop()}`, () => {
+    it(`finds every FDE of ${file.split('/').pop()}`, () => {
       const info = parseElf(readFileSync(built[file] ?? file));
       const eh = info.sectionsByName.get('.eh_frame')!;
       const hdrSec = info.sectionsByName.get('.eh_frame_hdr')!;
@@ -399,7 +399,7 @@ describe('.eh_frame_hdr', () => {
 
 describe('system objects agree with readelf --debug-dump=frames-interp', () => {
   for (const file of SYSTEM_LIBS) {
-    it.skipIf(!existsSync(file))(file.split('/').pop()!, () => {
+    it(file.split('/').pop()!, () => {
       const c = compareWithReadelf(file);
       expect(c.mismatches).toEqual([]);
       expect(c.fdes).toBeGreaterThan(100);
