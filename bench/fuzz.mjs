@@ -11,20 +11,25 @@
 // --json (summary as JSON on stdout). Exit code 0 when no parser failed,
 // 1 when one did, 2 on bad usage.
 //
-// Inputs run in worker threads, one chunk at a time; a watchdog terminates a
-// worker whose input has not finished after HANG_MS (an endless loop),
-// records that input as a failure and goes on with the next one. An input
-// slower than 1 s (confirmed by a second run) is a failure too.
-import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+// Inputs run in child processes, one chunk of inputs each. A child writes
+// the index of the input it is on into a progress file before each input;
+// a watchdog kills a child whose input has not finished after HANG_MS (an
+// endless loop) or whose resident memory passes MEM_LIMIT_MB (its address
+// space is limited to 8 GB as well), records that input as a failure and
+// goes on after it. An input slower than 1 s
+// (confirmed by a second run) is a failure too.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { buildTargets, fuzzTarget, inputKey, loadSeeds, makeRng, TARGET_NAMES, TIME_LIMIT_MS, undocumentedReason } from './fuzz-lib.mjs';
+import { buildTargets, fuzzTarget, inputKey, loadSeeds, makeRng, TARGET_NAMES, TIME_LIMIT_MS } from './fuzz-lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..');
 const HANG_MS = 10_000;
+const MEM_LIMIT_MB = 3072;
+const ADDRESS_LIMIT_KB = 8 * 1024 * 1024;
 const CHUNK = 5_000;
 
 /** The compiled parser modules (dist/ from `npm run build:ts`). */
@@ -57,27 +62,33 @@ export function staleModules(root = repoRoot) {
 }
 
 // ---------------------------------------------------------------------------
-// Worker: runs one chunk of one target.
+// Child: `fuzz.mjs --child target seed from to progressFile` runs one chunk
+// and prints its result as JSON.
 
-if (!isMainThread) {
-  const { target, seed, from, to, progress } = workerData;
+async function child([target, seed, from, to, progressFile]) {
   const api = await loadApi();
   const targets = buildTargets(api, loadSeeds(api, { repoRoot }));
-  const slot = new Int32Array(progress);
+  const fd = openSync(progressFile, 'r+');
+  const slot = Buffer.alloc(8);
   const res = fuzzTarget(targets[target], target, {
     seed,
-    from,
-    to,
-    onProgress: (i) => Atomics.store(slot, 0, i),
+    from: Number(from),
+    to: Number(to),
+    onProgress: (i) => {
+      slot.writeDoubleLE(i, 0);
+      writeSync(fd, slot, 0, 8, 0);
+    },
   });
-  parentPort.postMessage(res);
+  closeSync(fd);
+  process.stdout.write(JSON.stringify(res));
+  return 0;
 }
 
 // ---------------------------------------------------------------------------
 // Main thread.
 
 function parseArgs(argv) {
-  const opts = { inputs: 100_000, seed: 'apisix-profile', targets: TARGET_NAMES, jobs: Math.max(1, availableParallelism()), json: false, repro: null, out: null };
+  const opts = { inputs: 100_000, from: 0, seed: 'apisix-profile', targets: TARGET_NAMES, jobs: Math.max(1, availableParallelism()), json: false, repro: null, out: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -85,6 +96,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (a === '--inputs') opts.inputs = Number(val());
+    else if (a === '--from') opts.from = Number(val());
     else if (a === '--seed') opts.seed = val();
     else if (a === '--targets') opts.targets = val().split(',');
     else if (a === '--jobs') opts.jobs = Number(val());
@@ -94,75 +106,115 @@ function parseArgs(argv) {
     else usage(`unknown option ${a}`);
   }
   if (!Number.isSafeInteger(opts.inputs) || opts.inputs < 1) usage('--inputs must be a positive integer');
+  if (!Number.isSafeInteger(opts.from) || opts.from < 0) usage('--from must be a non-negative integer');
   if (!Number.isSafeInteger(opts.jobs) || opts.jobs < 1) usage('--jobs must be a positive integer');
   for (const t of opts.targets) if (!TARGET_NAMES.includes(t)) usage(`unknown target ${t} (targets: ${TARGET_NAMES.join(', ')})`);
   return opts;
 }
 
 function usage(msg) {
-  process.stderr.write(`fuzz: ${msg}\nusage: node bench/fuzz.mjs [--inputs N] [--seed S] [--targets ${TARGET_NAMES.join(',')}] [--jobs J] [--json] | --repro target:seed:index [--out file]\n`);
+  process.stderr.write(`fuzz: ${msg}\nusage: node bench/fuzz.mjs [--inputs N] [--from I] [--seed S] [--targets ${TARGET_NAMES.join(',')}] [--jobs J] [--json] | --repro target:seed:index [--out file]\n`);
   process.exit(2);
 }
 
-/** Runs [from, to) of a target in a worker; a hung input is recorded and skipped. */
-async function runChunk(target, seed, from, to) {
+function rssMb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs inputs [start, to) of a target in a child process, watched. */
+function runChild(target, seed, start, to, dir) {
+  const progressFile = join(dir, `progress-${target}-${start}`);
+  // -1 until the child starts its first input.
+  const init = Buffer.alloc(8);
+  init.writeDoubleLE(-1, 0);
+  writeFileSync(progressFile, init);
+  const readProgress = () => {
+    try {
+      return readFileSync(progressFile).readDoubleLE(0);
+    } catch {
+      return -1;
+    }
+  };
+  // The address-space limit makes a runaway allocation fail in the child
+  // (and be recorded) before it can take the machine's memory.
+  const argv = [process.execPath, '--max-old-space-size=2048', fileURLToPath(import.meta.url), '--child', target, seed, String(start), String(to), progressFile];
+  const proc = spawn('/bin/sh', ['-c', `ulimit -v ${ADDRESS_LIMIT_KB} && exec "$@"`, 'fuzz-child', ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(proc);
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  return new Promise((res) => {
+    let last = -1;
+    let since = Date.now();
+    let verdict = null;
+    const timer = setInterval(() => {
+      const cur = readProgress();
+      if (cur !== last) {
+        last = cur;
+        since = Date.now();
+      } else if (Date.now() - since > HANG_MS) {
+        verdict = cur < 0 ? { fatal: `the fuzz child did not start within ${HANG_MS / 1000} s` } : { index: cur, what: `hang: no result after ${HANG_MS / 1000} s (killed)`, hung: true };
+      }
+      const mb = rssMb(proc.pid);
+      // The input running when the limit is crossed; earlier inputs of the
+      // same child may have built the memory up.
+      if (!verdict && mb > MEM_LIMIT_MB) verdict = { index: cur, what: `memory: resident size passed ${MEM_LIMIT_MB} MB during this input (killed)` };
+      if (verdict) {
+        clearInterval(timer);
+        proc.kill('SIGKILL');
+      }
+    }, 100);
+    // 'close', not 'exit': the result on stdout must be read to its end.
+    proc.on('close', (code, signal) => {
+      clearInterval(timer);
+      children.delete(proc);
+      const at = readProgress();
+      rmSync(progressFile, { force: true });
+      if (!verdict && code === 0) {
+        try {
+          return res({ result: JSON.parse(out) });
+        } catch {
+          /* fall through */
+        }
+      }
+      const why = `exit ${code}, signal ${signal}: ${err.trim().split('\n').slice(-3).join(' | ')}`;
+      if (!verdict && at < 0) return res({ fatal: `the fuzz child failed before its first input (${why})` });
+      res(verdict ?? { index: at, what: `child died (${why})` });
+    });
+  });
+}
+
+const children = new Set();
+
+/** Runs [from, to) of a target; an input that hangs or kills its child is recorded and skipped. */
+async function runChunk(target, seed, from, to, dir) {
   const merged = { counts: { inputs: 0, accepted: 0, rejected: 0, failed: 0, slow: 0, hung: 0, bytes: 0 }, failures: [], slowest: { ms: 0, key: '' } };
   let start = from;
   while (start < to) {
-    const progress = new SharedArrayBuffer(4);
-    const slot = new Int32Array(progress);
-    Atomics.store(slot, 0, start);
-    const worker = new Worker(fileURLToPath(import.meta.url), {
-      workerData: { target, seed, from: start, to, progress },
-      resourceLimits: { maxOldGenerationSizeMb: 2048 },
-    });
-    const outcome = await new Promise((res) => {
-      let last = -1;
-      let since = Date.now();
-      const timer = setInterval(() => {
-        const cur = Atomics.load(slot, 0);
-        if (cur !== last) {
-          last = cur;
-          since = Date.now();
-        } else if (Date.now() - since > HANG_MS) {
-          clearInterval(timer);
-          res({ hung: cur });
-          void worker.terminate();
-        }
-      }, 250);
-      worker.once('message', (m) => {
-        clearInterval(timer);
-        res({ result: m });
-      });
-      worker.once('error', (err) => {
-        clearInterval(timer);
-        res({ died: Atomics.load(slot, 0), err });
-      });
-      worker.once('exit', (code) => {
-        clearInterval(timer);
-        res({ died: Atomics.load(slot, 0), err: new Error(`worker exited with code ${code}`) });
-      });
-    });
+    const outcome = await runChild(target, seed, start, to, dir);
+    if (outcome.fatal) throw new Error(outcome.fatal);
     if (outcome.result) {
       mergeInto(merged, outcome.result);
       break;
     }
-    await worker.terminate();
-    // The input at `index` hung or killed the worker: record it, go on after it.
-    const index = outcome.hung ?? outcome.died;
-    const key = inputKey(seed, target, index);
-    const what = outcome.hung !== undefined ? `hang: no result after ${HANG_MS / 1000} s (worker terminated)` : `worker died: ${outcome.err?.code ?? ''} ${outcome.err?.message ?? ''}`.trim();
-    merged.counts.inputs += index - start + 1;
+    // The input at `index` hung or killed its child: record it. The inputs
+    // before it in this child completed but their outcomes died with it:
+    // run them again so the counts stay exact. Then go on after it.
+    const index = outcome.index;
+    if (index > start) mergeInto(merged, await runChunk(target, seed, start, index, dir));
+    merged.counts.inputs++;
     merged.counts.failed++;
-    if (outcome.hung !== undefined) merged.counts.hung++;
-    // Inputs before `index` in this attempt completed, but their outcomes
-    // died with the worker: run them again so the counts stay exact.
-    if (index > start) {
-      const before = await runChunk(target, seed, start, index);
-      merged.counts.inputs -= index - start;
-      mergeInto(merged, before);
-    }
-    merged.failures.push({ signature: `${target}: ${what}`, count: 1, examples: [key], key, reason: what });
+    if (outcome.hung) merged.counts.hung++;
+    const key = inputKey(seed, target, index);
+    merged.failures.push({ signature: `${target}: ${outcome.what.replace(/\d+/g, 'N')}`, count: 1, examples: [key], key, reason: outcome.what });
     start = index + 1;
   }
   return merged;
@@ -182,23 +234,41 @@ function mergeInto(into, r) {
 
 async function fuzzAll(opts) {
   const chunks = [];
-  for (const t of opts.targets) for (let from = 0; from < opts.inputs; from += CHUNK) chunks.push({ target: t, from, to: Math.min(opts.inputs, from + CHUNK) });
+  const end = opts.from + opts.inputs;
+  for (const t of opts.targets) for (let from = opts.from; from < end; from += CHUNK) chunks.push({ target: t, from, to: Math.min(end, from + CHUNK) });
   const results = Object.fromEntries(opts.targets.map((t) => [t, { counts: { inputs: 0, accepted: 0, rejected: 0, failed: 0, slow: 0, hung: 0, bytes: 0 }, failures: [], slowest: { ms: 0, key: '' }, seconds: 0 }]));
   let next = 0;
   let done = 0;
   const t0 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-fuzz-run-'));
+  const cleanup = () => {
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    cleanup();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   async function lane() {
     while (next < chunks.length) {
       const c = chunks[next++];
       const started = Date.now();
-      const r = await runChunk(c.target, opts.seed, c.from, c.to);
+      const r = await runChunk(c.target, opts.seed, c.from, c.to, dir);
       mergeInto(results[c.target], r);
       results[c.target].seconds += (Date.now() - started) / 1000;
       done++;
       if (!opts.json) process.stderr.write(`\rfuzz: ${done}/${chunks.length} chunks, ${Math.round((Date.now() - t0) / 1000)} s `);
     }
   }
-  await Promise.all(Array.from({ length: Math.min(opts.jobs, chunks.length) }, lane));
+  try {
+    await Promise.all(Array.from({ length: Math.min(opts.jobs, chunks.length) }, lane));
+  } finally {
+    cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   if (!opts.json) process.stderr.write('\n');
   return { results, seconds: (Date.now() - t0) / 1000 };
 }
@@ -277,8 +347,8 @@ async function main() {
   return failed ? 1 : 0;
 }
 
-if (isMainThread && process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  (process.argv[2] === '--child' ? child(process.argv.slice(3)) : main()).then(
     (code) => process.exit(code),
     (err) => {
       process.stderr.write(`fuzz: ${err?.stack ?? err}\n`);
@@ -286,6 +356,3 @@ if (isMainThread && process.argv[1] && resolve(process.argv[1]) === fileURLToPat
     },
   );
 }
-
-// Re-exported for the CI test.
-export { undocumentedReason };
