@@ -86,6 +86,21 @@ export function parseElf(buf: Buffer): ElfInfo {
   if (buf[4] !== 2) throw new Error('unsupported ELF class (only 64-bit)');
   if (buf[5] !== 1) throw new Error('unsupported ELF byte order (only little-endian)');
 
+  // elfy and the raw reads below use Buffer accessors that throw RangeErrors
+  // on sizes pointing past the file: all of that is a malformed file.
+  const phentsize = buf.readUInt16LE(54);
+  const shentsize = buf.readUInt16LE(58);
+  if ((buf.readUInt16LE(56) > 0 && phentsize < 56) || (buf.readUInt16LE(60) > 0 && shentsize < 64)) {
+    throw new Error('malformed ELF file: header table entries too small');
+  }
+  try {
+    return parseElfTables(buf);
+  } catch (err) {
+    throw new Error(`malformed ELF file: ${(err as Error).message}`);
+  }
+}
+
+function parseElfTables(buf: Buffer): ElfInfo {
   const parser = new elfy.Parser();
   const header = parser.parseHeader(buf);
   let body = parser.parseBody(buf, header);
@@ -177,8 +192,9 @@ export function findBuildId(notes: Buffer): string | undefined {
   return undefined;
 }
 
+/** n rounded up to a multiple of 4; n is a u32, so plain arithmetic (not 32-bit ops, which wrap). */
 function align4(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 
 export function getSection(info: ElfInfo, name: string): ElfSection | undefined {

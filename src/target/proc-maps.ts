@@ -29,9 +29,11 @@ export interface Mapping {
 
 const DELETED_SUFFIX = ' (deleted)';
 
-// start-end perms offset dev inode [path]
+// start-end perms offset dev inode, then the path after padding. The path
+// is taken by slicing, not by the pattern: a pattern for "spaces, then the
+// rest" backtracks quadratically on long runs of whitespace.
 const LINE_RE =
-  /^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+([r-][w-][x-][psS-])\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)(?:\s+(.*))?$/;
+  /^([0-9a-fA-F]+)-([0-9a-fA-F]+)\s+([r-][w-][x-][psS-])\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+)\s+(\d+)/;
 
 /**
  * Parses the text of /proc/<pid>/maps. Blank lines are ignored; a line that
@@ -46,8 +48,9 @@ export function parseProcMaps(text: string): Mapping[] {
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.trim() === '') continue;
     const m = LINE_RE.exec(line);
-    if (!m) throw new Error(`proc maps: cannot parse line ${i + 1}: ${JSON.stringify(line)}`);
-    let path = m[7] ?? '';
+    const rest = m ? line.slice(m[0].length) : '';
+    if (!m || (rest !== '' && !/^\s/.test(rest))) throw new Error(`proc maps: cannot parse line ${i + 1}: ${JSON.stringify(line)}`);
+    let path = rest.trimStart();
     let deleted = false;
     if (path.endsWith(DELETED_SUFFIX)) {
       deleted = true;

@@ -496,6 +496,9 @@ export function parseEhFrameHdr(data: Buffer, vaddr: bigint): EhFrameHdr {
   let fdeCount = 0;
   if (countEnc !== DW_EH_PE_omit) fdeCount = Number(readEncodedPointer(r, countEnc, vaddr, bases));
   if (tableEnc === DW_EH_PE_omit) fdeCount = 0;
+  // Every table entry takes at least two bytes: a count the section cannot
+  // hold is malformed (and must not size an allocation).
+  if (fdeCount * 2 > data.length - r.pos) throw new RangeError(`.eh_frame_hdr claims ${fdeCount} entries, more than the section holds`);
   const initialLocs = new BigUint64Array(fdeCount);
   const fdeAddrs = new BigUint64Array(fdeCount);
   if (tableEnc === (DW_EH_PE_datarel | DW_EH_PE_sdata4)) {
