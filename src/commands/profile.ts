@@ -233,6 +233,7 @@ export function summaryExtra(
       samplesInLua: stats.samplesInLua,
       samplesWithoutG: stats.samplesWithoutG,
       luaBadReads: stats.luaBadReads,
+      uprobeHits: stats.uprobeHits,
       unwoundSamples: stats.unwind.samples,
       unwindComplete: stats.unwind.complete,
       unwindStoppedNoCfi: stats.unwind.noCfi,

@@ -62,8 +62,31 @@ export function expandTarget(target: ProcessInfo, all: ProcessInfo[]): ProcessIn
 export function workersOfMaster(pid: number, procRoot = '/proc'): (() => number[]) | undefined {
   const target = readProcess(pid, procRoot);
   if (!target || !isNginxMaster(target)) return undefined;
+  // Asked every second while sampling: read the master's children list
+  // instead of scanning all of /proc.
   return () => {
     const master = readProcess(pid, procRoot);
-    return master ? expandTarget(master, listProcesses(procRoot)).map((p) => p.pid) : [];
+    if (!master) return [];
+    return expandTarget(master, childProcesses(pid, procRoot)).map((p) => p.pid);
   };
+}
+
+/**
+ * The children of pid, from /proc/<pid>/task/<pid>/children; from a scan of
+ * every process where that file is missing (kernels without
+ * CONFIG_PROC_CHILDREN).
+ */
+export function childProcesses(pid: number, procRoot = '/proc'): ProcessInfo[] {
+  let text = '';
+  try {
+    text = readFileSync(`${procRoot}/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    return listProcesses(procRoot).filter((p) => p.ppid === pid);
+  }
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter((x) => x !== '')
+    .map((x) => readProcess(Number(x), procRoot))
+    .filter((p): p is ProcessInfo => p !== null);
 }
