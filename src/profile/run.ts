@@ -2,6 +2,7 @@
 // global_State through uprobes (then drop them), sample on every CPU, drain
 // the kernel's counts while the run goes on, and turn them into stacks.
 // Everything attached is released on every path, including errors.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, ExitCode } from '../errors.js';
@@ -10,6 +11,7 @@ import { candidateTables, findLuajit } from '../luajit/detect.js';
 import { loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import {
   decodeSampleKey,
+  type SampleKey,
   encodeConfig,
   encodeLjOffsets,
   encodeProcState,
@@ -119,14 +121,21 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const stats = emptyStats();
   let active = 0;
 
+  // The same stacks come back at every drain: name each unique key once.
+  const named = new Map<string, { key: SampleKey; text: string; nativeCutShort: boolean }>();
   const drain = (mapName: string) => {
     for (const [keyBuf, valueBuf] of session.mapEntries(mapName)) {
       const count = Number(valueBuf.readBigUInt64LE(0));
-      const key = decodeSampleKey(keyBuf);
-      const stack = assembleStack(key, symbolizer);
-      const text = stack.frames.join(';');
-      aggregate.set(text, (aggregate.get(text) ?? 0) + count);
-      countKey(stats, key, count, stack.nativeCutShort);
+      const id = createHash('sha1').update(keyBuf).digest('base64');
+      let entry = named.get(id);
+      if (!entry) {
+        const key = decodeSampleKey(keyBuf);
+        const stack = assembleStack(key, symbolizer);
+        entry = { key, text: stack.frames.join(';'), nativeCutShort: stack.nativeCutShort };
+        named.set(id, entry);
+      }
+      aggregate.set(entry.text, (aggregate.get(entry.text) ?? 0) + count);
+      countKey(stats, entry.key, count, entry.nativeCutShort);
     }
     session.mapClear(mapName);
   };
