@@ -2,7 +2,6 @@
 // its mapped ELF files, Lua frames through its memory, kernel addresses
 // through kallsyms. Caches everything; reads a process's maps again only
 // when an address falls outside what it knew.
-import { basename } from 'node:path';
 import type { FrameResolvers, UserFrame } from '../profile/assemble.js';
 import type { LuajitTable } from '../luajit/offset-tables.js';
 import { type LineMode, nameLuaFrames } from '../luajit/lua-frames.js';
@@ -137,9 +136,4 @@ export class ProcessSymbolizer implements FrameResolvers {
     }
     return { name, region, keepsFramePointer: obj ? obj.usesFramePointers : false, isReturnSite };
   }
-
-}
-
-export function describeMapping(m: Mapping): string {
-  return m.path ? basename(m.path) : '[anon]';
 }
