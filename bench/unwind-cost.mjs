@@ -59,6 +59,9 @@ async function measure(master, mode, dir) {
 }
 
 const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-unwind-bench-'));
+// Ctrl-C or SIGTERM: end the run; the finally below restores everything.
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { interrupted = true; });
 const previous = execFileSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).trim();
 let master = 0;
 let wrk = null;
@@ -69,9 +72,10 @@ try {
   wrk = spawn('wrk', ['-t1', '-c4', `-d${REPS * 2 * (SECONDS + 6)}s`, `http://127.0.0.1:${port}/work`], { stdio: 'ignore' });
   await sleep(1000);
   const runs = [];
-  for (let r = 0; r < REPS; r++) {
-    for (const mode of r % 2 ? ['fp', 'cfi'] : ['cfi', 'fp']) runs.push(await measure(master, mode, prefix));
+  for (let r = 0; r < REPS && !interrupted; r++) {
+    for (const mode of r % 2 ? ['fp', 'cfi'] : ['cfi', 'fp']) if (!interrupted) runs.push(await measure(master, mode, prefix));
   }
+  if (interrupted) throw new Error('interrupted');
   const row = (mode) => {
     const rs = runs.filter((x) => x.mode === mode);
     return { perRun: median(rs.map((x) => x.nsPerRun)), perSample: median(rs.map((x) => x.nsPerSample)), complete: rs.map((x) => x.complete) };

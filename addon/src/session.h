@@ -33,6 +33,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapFillArray(const Napi::CallbackInfo& info);
+  Napi::Value MapDrain(const Napi::CallbackInfo& info);
   Napi::Value MapLookup(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
   Napi::Value MapEntries(const Napi::CallbackInfo& info);

@@ -26,7 +26,7 @@ import { type NativeSession, openNativeSession } from '../native/addon.js';
 import { packageRoot } from '../package-root.js';
 import type { LineMode } from '../luajit/lua-frames.js';
 import type { Stack } from '../report/stack.js';
-import { readKallsyms } from '../symbolize/kallsyms.js';
+import { EMPTY_KERNEL_SYMBOLS, readKallsyms } from '../symbolize/kallsyms.js';
 import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-symbolizer.js';
 import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
@@ -117,14 +117,14 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const unwindMode = opts.unwind ?? 'cfi';
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'), opts.btfPath);
   const aggregate = new Map<string, number>();
-  const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : { symbols: [] } as never, opts.lines ?? 'definition');
+  const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
   const stats = emptyStats();
   let active = 0;
 
   // The same stacks come back at every drain: name each unique key once.
   const named = new Map<string, { key: SampleKey; text: string; nativeCutShort: boolean }>();
   const drain = (mapName: string) => {
-    for (const [keyBuf, valueBuf] of session.mapEntries(mapName)) {
+    for (const [keyBuf, valueBuf] of session.mapDrain(mapName)) {
       const count = Number(valueBuf.readBigUInt64LE(0));
       const id = createHash('sha1').update(keyBuf).digest('base64');
       let entry = named.get(id);
@@ -137,7 +137,6 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       aggregate.set(entry.text, (aggregate.get(entry.text) ?? 0) + count);
       countKey(stats, entry.key, count, entry.nativeCutShort);
     }
-    session.mapClear(mapName);
   };
 
   // Switch the programs to the other counts map, give in-flight programs

@@ -15,9 +15,16 @@ export interface KernelSymbol {
   module: string | undefined;
 }
 
+/**
+ * The table, compact: a kernel has ~100k text symbols, and one object per
+ * symbol costs tens of megabytes of profiler memory. Index i is one symbol.
+ */
 export interface KernelSymbols {
-  /** Sorted by start, one per address. */
-  symbols: KernelSymbol[];
+  /** Sorted, one per address. */
+  starts: BigUint64Array;
+  names: string[];
+  /** Module name without brackets, e.g. 'nf_tables'; undefined for vmlinux. */
+  modules: (string | undefined)[];
 }
 
 export interface KernelLookup extends KernelSymbol {
@@ -37,49 +44,112 @@ function preference(type: string, name: string): number {
   return score * 10 + Math.min(u, 9);
 }
 
-export function parseKallsyms(text: string): KernelSymbols {
-  const entries: { sym: KernelSymbol; pref: number }[] = [];
-  let anyNonZero = false;
-  let start = 0;
-  while (start < text.length) {
-    let nl = text.indexOf('\n', start);
-    if (nl < 0) nl = text.length;
-    const line = text.slice(start, nl);
-    start = nl + 1;
-    // "ffffffff81000000 T _stext" or "... t name\t[module]"
-    const sp1 = line.indexOf(' ');
-    if (sp1 <= 0) continue;
-    const type = line[sp1 + 1];
-    if (type !== 't' && type !== 'T' && type !== 'w' && type !== 'W') continue;
-    if (line[sp1 + 2] !== ' ') continue;
-    const rest = line.slice(sp1 + 3);
-    const tab = rest.search(/[\t ]/);
-    const name = tab < 0 ? rest : rest.slice(0, tab);
-    if (name === '') continue;
-    let module: string | undefined;
-    if (tab >= 0) {
-      const m = /\[([^\]]+)\]/.exec(rest.slice(tab));
-      if (m) module = m[1];
-    }
-    let addr: bigint;
-    try {
-      addr = BigInt('0x' + line.slice(0, sp1));
-    } catch {
-      continue;
-    }
-    if (addr !== 0n) anyNonZero = true;
-    entries.push({ sym: { name, start: addr, module }, pref: preference(type, name) });
-  }
-  if (!anyNonZero) return { symbols: [] };
+export const EMPTY_KERNEL_SYMBOLS: KernelSymbols = { starts: new BigUint64Array(0), names: [], modules: [] };
 
-  entries.sort((a, b) => (a.sym.start < b.sym.start ? -1 : a.sym.start > b.sym.start ? 1 : a.pref - b.pref));
-  const symbols: KernelSymbol[] = [];
-  for (const e of entries) {
-    const last = symbols[symbols.length - 1];
-    if (last && last.start === e.sym.start) continue; // sorted by preference within an address
-    symbols.push(e.sym);
+/** Value of the hex digit with char code c, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * Parses /proc/kallsyms without allocating per line (the file has ~250k
+ * lines; a string or BigInt per line makes the profiler's heap balloon):
+ * addresses are read digit by digit into two 32-bit halves, and only the
+ * kept text symbols become strings.
+ */
+export function parseKallsyms(text: string): KernelSymbols {
+  const cap = 1024;
+  let hi = new Uint32Array(cap);
+  let lo = new Uint32Array(cap);
+  let nameStart = new Int32Array(cap);
+  let nameEnd = new Int32Array(cap);
+  let prefs = new Uint8Array(cap);
+  const modules: (string | undefined)[] = [];
+  let n = 0;
+  let anyNonZero = false;
+  let pos = 0;
+  const len = text.length;
+  while (pos < len) {
+    let nl = text.indexOf('\n', pos);
+    if (nl < 0) nl = len;
+    const lineStart = pos;
+    pos = nl + 1;
+    // "ffffffff81000000 T _stext" or "... t name\t[module]"
+    let h = 0;
+    let l = 0;
+    let i = lineStart;
+    let digits = 0;
+    for (; i < nl; i++) {
+      const d = hexDigit(text.charCodeAt(i));
+      if (d < 0) break;
+      h = ((h << 4) | (l >>> 28)) >>> 0;
+      l = ((l << 4) | d) >>> 0;
+      digits++;
+    }
+    if (digits === 0 || digits > 16 || text.charCodeAt(i) !== 32) continue;
+    const type = text[i + 1];
+    if (type !== 't' && type !== 'T' && type !== 'w' && type !== 'W') continue;
+    if (text.charCodeAt(i + 2) !== 32) continue;
+    const ns = i + 3;
+    let ne = ns;
+    while (ne < nl && text.charCodeAt(ne) !== 9 && text.charCodeAt(ne) !== 32) ne++;
+    if (ne === ns) continue;
+    let module: string | undefined;
+    if (ne < nl) {
+      const open = text.indexOf('[', ne);
+      const close = open >= 0 && open < nl ? text.indexOf(']', open) : -1;
+      if (close > open && close < nl) module = text.slice(open + 1, close);
+    }
+    if (h !== 0 || l !== 0) anyNonZero = true;
+    if (n === hi.length) {
+      const grow = <T extends Uint32Array | Int32Array | Uint8Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      hi = grow(hi);
+      lo = grow(lo);
+      nameStart = grow(nameStart);
+      nameEnd = grow(nameEnd);
+      prefs = grow(prefs);
+    }
+    hi[n] = h;
+    lo[n] = l;
+    nameStart[n] = ns;
+    nameEnd[n] = ne;
+    prefs[n] = preference(type, text.slice(ns, Math.min(ne, ns + 10)));
+    modules[n] = module;
+    n++;
   }
-  return { symbols };
+  if (!anyNonZero) return EMPTY_KERNEL_SYMBOLS;
+
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b] || prefs[a] - prefs[b]);
+  const kept: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    const last = kept.length > 0 ? kept[kept.length - 1] : -1;
+    // Sorted by preference within an address: the first one stays.
+    if (last >= 0 && hi[last] === hi[i] && lo[last] === lo[i]) continue;
+    kept.push(i);
+  }
+  const starts = new BigUint64Array(kept.length);
+  kept.forEach((i, k) => (starts[k] = (BigInt(hi[i]) << 32n) | BigInt(lo[i])));
+  return {
+    starts,
+    // Copies, so the table does not keep the whole file text alive.
+    names: kept.map((i) => Buffer.from(text.slice(nameStart[i], nameEnd[i]), 'latin1').toString('latin1')),
+    modules: kept.map((i) => modules[i]),
+  };
+}
+
+/** Symbol i of the table as an object (for callers that want one). */
+export function kernelSymbolAt(table: KernelSymbols, i: number): KernelSymbol {
+  return { name: table.names[i], start: table.starts[i], module: table.modules[i] };
 }
 
 /**
@@ -88,13 +158,13 @@ export function parseKallsyms(text: string): KernelSymbols {
  * is accepted.
  */
 export function lookupKernel(table: KernelSymbols, addr: bigint): KernelLookup | undefined {
-  const syms = table.symbols;
+  const starts = table.starts;
   let lo = 0;
-  let hi = syms.length - 1;
+  let hi = starts.length - 1;
   let ans = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    if (syms[mid].start <= addr) {
+    if (starts[mid] <= addr) {
       ans = mid;
       lo = mid + 1;
     } else {
@@ -102,9 +172,8 @@ export function lookupKernel(table: KernelSymbols, addr: bigint): KernelLookup |
     }
   }
   if (ans < 0) return undefined;
-  const s = syms[ans];
-  if (ans === syms.length - 1 && addr - s.start >= LAST_SYMBOL_SPAN) return undefined;
-  return { ...s, offset: addr - s.start };
+  if (ans === starts.length - 1 && addr - starts[ans] >= LAST_SYMBOL_SPAN) return undefined;
+  return { ...kernelSymbolAt(table, ans), offset: addr - starts[ans] };
 }
 
 /** Thin IO wrapper: parses /proc/kallsyms (empty table if unreadable). */
@@ -112,6 +181,6 @@ export function readKallsyms(path = '/proc/kallsyms'): KernelSymbols {
   try {
     return parseKallsyms(readFileSync(path, 'utf8'));
   } catch {
-    return { symbols: [] };
+    return EMPTY_KERNEL_SYMBOLS;
   }
 }
