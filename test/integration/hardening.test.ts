@@ -183,7 +183,8 @@ describe('the target is never harmed', () => {
       const errorLog = join(fixture.prefix, 'logs/error.log');
       const logSize = statSync(errorLog).size;
       const workers = childPids(fixture.master).sort();
-      const wrk = spawn('wrk', ['-t1', '-c4', '-d120s', `http://127.0.0.1:${fixture.port}/work`], { stdio: ['ignore', 'pipe', 'ignore'] });
+      // Bounded, and stopped as soon as the 50 runs are done (about 2 min).
+      const wrk = spawn('wrk', ['-t1', '-c4', '-d600s', `http://127.0.0.1:${fixture.port}/work`], { stdio: ['ignore', 'pipe', 'ignore'] });
       let wrkOut = '';
       wrk.stdout!.on('data', (c) => (wrkOut += c));
       await sleep(1000);
