@@ -74,18 +74,24 @@ static __always_inline int read_wref(const struct walk_state *w, __u64 addr, __u
 	return err;
 }
 
-/* Encodes what a sample needs to name the function later. */
-static __always_inline __u64 encode_function(const struct walk_state *w, __u64 fn)
+/*
+ * Encodes what a sample needs to name the function later; for a Lua
+ * function also gives its bytecode start (*bc), so the frame's position
+ * needs no second read of the function object.
+ */
+static __always_inline __u64 encode_function(const struct walk_state *w, __u64 fn, __u64 *bc)
 {
 	__u8 ffid = 0;
 	__u64 value = 0;
 
+	*bc = 0;
 	if (bpf_probe_read_user(&ffid, sizeof(ffid), (void *)(fn + w->fn_ffid)))
 		return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
 	if (ffid == LJ_FF_LUA) {
 		/* GCproto sits right before its bytecode: pt = pc - sizeof(GCproto). */
 		if (read_wref(w, fn + w->fn_pc, &value))
 			return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+		*bc = value;
 		value -= w->pt_size;
 		return ((__u64)LUA_FRAME_LUA << LUA_FRAME_KIND_SHIFT) |
 		       (value & LUA_FRAME_PAYLOAD_MASK);
@@ -100,20 +106,13 @@ static __always_inline __u64 encode_function(const struct walk_state *w, __u64 f
 }
 
 /*
- * Where a Lua function's frame is: the return PC the frame above left,
- * as an instruction index into the function's bytecode (0: unknown, or not
- * a Lua function).
+ * Where a Lua function's frame is: the return PC the frame above left, as
+ * an instruction index into the function's bytecode (bc; 0: not a Lua
+ * function). 0 when unknown.
  */
-static __always_inline __u32 function_position(const struct walk_state *w, __u64 fn)
+static __always_inline __u32 function_position(const struct walk_state *w, __u64 bc)
 {
-	__u64 bc = 0;
-	__u8 ffid = 0xff;
-
-	if (!w->link_pc)
-		return 0;
-	if (bpf_probe_read_user(&ffid, sizeof(ffid), (void *)(fn + w->fn_ffid)) || ffid != LJ_FF_LUA)
-		return 0;
-	if (read_wref(w, fn + w->fn_pc, &bc) || w->link_pc <= bc || w->link_pc - bc > (1ULL << 26))
+	if (!w->link_pc || !bc || w->link_pc <= bc || w->link_pc - bc > (1ULL << 26))
 		return 0;
 	return (w->link_pc - bc) / 4;
 }
@@ -152,7 +151,7 @@ static long walk_step(__u32 index, void *data)
 	struct walk_state *w = data;
 	struct sample_key *key;
 	__u32 zero = 0, ins;
-	__u64 fn, ftsz, pc;
+	__u64 fn, ftsz, pc, bc;
 
 	if (w->frame <= w->bottom)
 		return 1;
@@ -174,8 +173,8 @@ static long walk_step(__u32 index, void *data)
 			w->flags |= SAMPLE_LUA_TRUNCATED;
 			return 1;
 		}
-		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn);
-		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, fn) |
+		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn, &bc);
+		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, bc) |
 			(entered_from_c(w, w->frame, ftsz) ? LUA_POS_FROM_C : 0);
 		w->n++;
 	}
