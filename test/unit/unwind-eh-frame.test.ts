@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, SYSTEM_LIBS } from '../support/unwind.js';
 import { parseElf } from '../../src/symbolize/elf-file.js';
 import { CfaError, type CfaRule, type RegRule, matchPltExpression, runCfaProgram } from '../../src/unwind/cfa-program.js';
 import {
@@ -15,16 +15,7 @@ import {
 } from '../../src/unwind/eh-frame.js';
 
 const FIXTURES = new URL('../../fixtures/unwind/', import.meta.url).pathname;
-const SYSTEM_LIBS = [
-  '/usr/sbin/nginx',
-  '/usr/lib/x86_64-linux-gnu/libc.so.6',
-  '/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2',
-  '/usr/lib/x86_64-linux-gnu/libcrypto.so.3',
-];
 
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
-}
 
 // ---------------------------------------------------------------------------
 // readelf --debug-dump=frames-interp as the reference.

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, SYSTEM_LIBS } from '../support/unwind.js';
 import { type ElfInfo, parseElf } from '../../src/symbolize/elf-file.js';
 import {
   UNWIND_ROW_SIZE,
@@ -15,17 +15,8 @@ import {
 } from '../../src/unwind/rows.js';
 
 const FIXTURES = new URL('../../fixtures/unwind/', import.meta.url).pathname;
-const SYSTEM_LIBS = [
-  '/usr/sbin/nginx',
-  '/usr/lib/x86_64-linux-gnu/libc.so.6',
-  '/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2',
-  '/usr/lib/x86_64-linux-gnu/libcrypto.so.3',
-];
 const LUAJIT = SYSTEM_LIBS[2];
 
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
-}
 
 // ---------------------------------------------------------------------------
 // readelf --debug-dump=frames-interp as the reference (see unwind-eh-frame.test.ts
