@@ -19,10 +19,15 @@
 #define LJ_FRAME_C 1 /* also FRAME_CP: a frame entered from C (lua_call, lua_pcall) */
 #define LJ_FRAME_VARG 3
 #define LJ_GCPTR_MASK ((1ULL << 47) - 1)
+
+/*
+ * v & mask, kept even where the compiler can prove it changes nothing: the
+ * verifier tracks bounds through the mask, not through an earlier compare.
+ */
+#define verifier_mask(v, mask) ({ __u64 __v = (v); asm volatile("" : "+r"(__v)); __v & (mask); })
 #define LJ_FF_LUA 0
 #define LJ_FF_C 1
 
-/* Reads the function and link word of the frame whose link slot is at frame. */
 /*
  * State of one frame walk. bpf_loop() verifies the step once instead of
  * once per iteration, so it holds plain scalars only: the offsets the step
@@ -33,6 +38,7 @@ struct walk_state {
 	__u64 bottom; /* first slot that is not a frame */
 	__u64 L;
 	__u64 link_pc; /* return PC the frame above left in this frame's function */
+	__u64 id;     /* stack id so far (stack_id_mix) */
 	__u32 n;      /* Lua frames recorded */
 	__u32 flags;
 	__s32 gc64;
@@ -48,9 +54,13 @@ static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
 				      __u64 *fn, __u64 *ftsz)
 {
 	if (w->fr2) {
-		if (read_u64(frame, ftsz) || read_u64(frame - LJ_TVALUE_SIZE, fn))
+		/* The function slot sits right below the link: one read for both. */
+		__u64 slots[2];
+
+		if (bpf_probe_read_user(slots, sizeof(slots), (void *)(frame - LJ_TVALUE_SIZE)))
 			return -1;
-		*fn &= LJ_GCPTR_MASK;
+		*fn = slots[0] & LJ_GCPTR_MASK;
+		*ftsz = slots[1];
 		return 0;
 	} else {
 		__u32 slot[2];
@@ -63,15 +73,20 @@ static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
 	}
 }
 
-static __always_inline int read_wref(const struct walk_state *w, __u64 addr, __u64 *out)
-{
-	if (w->gc64)
-		return read_u64(addr, out);
-	__u32 v = 0;
-	int err = bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+/*
+ * The head of a function object, read at once: from its start through a
+ * Lua function's bytecode pointer, which covers the ffid too (GCfuncL and
+ * GCfuncC share the header; generate.sh's tables give where each field is).
+ */
+#define LJ_FN_HEAD_SIZE 64 /* a power of two: the read size is masked by it */
 
-	*out = v;
-	return err;
+static __always_inline __u64 head_u64(const __u8 *head, __u32 at)
+{
+	__u64 v = 0;
+
+	if (at <= LJ_FN_HEAD_SIZE - sizeof(v))
+		__builtin_memcpy(&v, head + at, sizeof(v));
+	return v;
 }
 
 /*
@@ -81,16 +96,23 @@ static __always_inline int read_wref(const struct walk_state *w, __u64 addr, __u
  */
 static __always_inline __u64 encode_function(const struct walk_state *w, __u64 fn, __u64 *bc)
 {
-	__u8 ffid = 0;
+	__u8 head[LJ_FN_HEAD_SIZE] = {};
+	/* Exactly what the smaller object (GCfuncL) has: no read past it. */
+	__u32 size = w->fn_pc + (w->gc64 ? 8 : 4);
+	__u32 at = w->fn_ffid;
 	__u64 value = 0;
+	__u8 ffid;
 
 	*bc = 0;
-	if (bpf_probe_read_user(&ffid, sizeof(ffid), (void *)(fn + w->fn_ffid)))
+	if (at >= size || size >= LJ_FN_HEAD_SIZE ||
+	    bpf_probe_read_user(head, verifier_mask(size, LJ_FN_HEAD_SIZE - 1), (void *)fn))
 		return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+	ffid = head[at & (LJ_FN_HEAD_SIZE - 1)];
 	if (ffid == LJ_FF_LUA) {
 		/* GCproto sits right before its bytecode: pt = pc - sizeof(GCproto). */
-		if (read_wref(w, fn + w->fn_pc, &value))
-			return (__u64)LUA_FRAME_BAD << LUA_FRAME_KIND_SHIFT;
+		value = head_u64(head, w->fn_pc);
+		if (!w->gc64)
+			value = (__u32)value;
 		*bc = value;
 		value -= w->pt_size;
 		return ((__u64)LUA_FRAME_LUA << LUA_FRAME_KIND_SHIFT) |
@@ -173,9 +195,13 @@ static long walk_step(__u32 index, void *data)
 			w->flags |= SAMPLE_LUA_TRUNCATED;
 			return 1;
 		}
-		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = encode_function(w, fn, &bc);
-		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = function_position(w, bc) |
-			(entered_from_c(w, w->frame, ftsz) ? LUA_POS_FROM_C : 0);
+		__u64 word = encode_function(w, fn, &bc);
+		__u32 pos = function_position(w, bc) |
+			    (entered_from_c(w, w->frame, ftsz) ? LUA_POS_FROM_C : 0);
+
+		key->lua[w->n & (MAX_LUA_FRAMES - 1)] = word;
+		key->lua_pos[w->n & (MAX_LUA_FRAMES - 1)] = pos;
+		w->id = stack_id_mix(stack_id_mix(w->id, word), pos);
 		w->n++;
 	}
 	w->link_pc = 0;
@@ -223,72 +249,122 @@ static __always_inline bool is_frame_base(const struct lj_offsets *off, __u64 ba
 }
 
 /*
+ * The lua_State fields the walk needs (base, stack, maxstack, cframe) all
+ * sit in its first 88 bytes: one read instead of four.
+ */
+#define LJ_L_HEAD_SIZE 128 /* a power of two: the read size is masked by it */
+
+static __always_inline __u64 l_head_u64(const __u8 *head, __u32 at)
+{
+	__u64 v = 0;
+
+	if (at <= LJ_L_HEAD_SIZE - sizeof(v))
+		__builtin_memcpy(&v, head + at, sizeof(v));
+	return v;
+}
+
+/* A GCRef/MRef in the lua_State head: 64 bits in GC64 builds, 32 otherwise. */
+static __always_inline __u64 l_head_ref(const struct lj_offsets *off, const __u8 *head, __u32 at)
+{
+	__u64 v = l_head_u64(head, at);
+
+	return off->gc64 ? v : (__u32)v;
+}
+
+/*
  * Where the topmost Lua frame starts. L->base is only written back when the
  * VM calls out, so in the interpreter's own code it is stale and the BASE
  * register (rdx on x86-64) is right; while a trace runs, G->jit_base is.
  */
 static __always_inline __u64 frame_base(const struct lj_offsets *off, struct proc_state *st,
-					struct pt_regs *uregs, __u64 G, __u64 L,
-					__s32 vmstate, __u64 stack, struct sample_key *key)
+					struct pt_regs *uregs, const __u8 *l_head,
+					__u64 jit_base, __s32 vmstate, __u64 stack,
+					struct sample_key *key)
 {
-	__u64 base = 0, ip, reg, maxstack = 0;
+	__u64 ip, reg, maxstack;
 
 	if (vmstate >= 0) {
-		if (read_ref(off, G + off->G_jit_base, &base) == 0 && base) {
+		if (jit_base) {
 			key->flags |= SAMPLE_BASE_FROM_JIT;
-			return base;
+			return jit_base;
 		}
 	} else if (vmstate == LJ_VMSTATE_INTERP && uregs) {
 		ip = BPF_CORE_READ(uregs, ip);
 		reg = BPF_CORE_READ(uregs, dx);
+		maxstack = l_head_ref(off, l_head, off->L_maxstack);
 		/* User space sets the VM's code range together with g. */
 		if (ip >= st->vm_lo && ip < st->vm_hi &&
-		    read_ref(off, L + off->L_maxstack, &maxstack) == 0 &&
 		    reg > stack && reg <= maxstack && ((reg - stack) & 7) == 0 &&
 		    is_frame_base(off, reg)) {
 			key->flags |= SAMPLE_BASE_FROM_REG;
 			return reg;
 		}
 	}
-	if (read_u64(L + off->L_base, &base))
-		return 0;
-	return base;
+	return l_head_u64(l_head, off->L_base);
 }
 
-static __always_inline void walk_lua(struct proc_state *st, struct pt_regs *uregs,
-				     struct sample_key *key)
+/* Walks the Lua frames into key; returns the stack id extended by them. */
+static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *uregs,
+				      struct sample_key *key, __u64 id)
 {
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	__u64 G = st->g, L = 0, cframe = 0, stack = 0, base, leaf_pc = 0;
+	__u64 G = st->g, L, jit_base = 0, stack, base, leaf_pc = 0;
+	__u64 cur[2] = {};
+	__u8 l_head[LJ_L_HEAD_SIZE] = {};
 	__s32 vmstate = 0;
+	__u32 jit_at, l_size;
 
 	if (!off)
-		return;
-	if (read_ref(off, G + off->G_cur_L, &L) || !L)
-		return;
+		return id;
+	/* Up to the last field needed, so the read never runs past the object. */
+	l_size = off->L_cframe;
+	if (off->L_base > l_size)
+		l_size = off->L_base;
+	if (off->L_stack > l_size)
+		l_size = off->L_stack;
+	if (off->L_maxstack > l_size)
+		l_size = off->L_maxstack;
+	l_size += 8;
+	/* cur_L and jit_base are neighbours in global_State: read them together. */
+	if (bpf_probe_read_user(cur, sizeof(cur), (void *)(G + off->G_cur_L)))
+		return id;
+	L = off->gc64 ? cur[0] : (__u32)cur[0];
+	jit_at = off->G_jit_base - off->G_cur_L;
+	if (jit_at <= sizeof(cur) - 8) {
+		jit_base = l_head_u64((const __u8 *)cur, jit_at);
+		if (!off->gc64)
+			jit_base = (__u32)jit_base;
+	} else if (read_ref(off, G + off->G_jit_base, &jit_base)) {
+		jit_base = 0;
+	}
+	if (!L || l_size >= LJ_L_HEAD_SIZE ||
+	    bpf_probe_read_user(l_head, verifier_mask(l_size, LJ_L_HEAD_SIZE - 1), (void *)L))
+		return id;
 	/*
 	 * cur_L keeps pointing at the last running lua_State after the VM
 	 * returns to C; its cframe is NULL then. Non-NULL: we are inside the
 	 * VM or in C code it called.
 	 */
-	if (read_u64(L + off->L_cframe, &cframe) || !cframe)
-		return;
+	if (!l_head_u64(l_head, off->L_cframe))
+		return id;
 	if (bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(G + off->G_vmstate)))
-		return;
-	if (read_ref(off, L + off->L_stack, &stack) || !stack)
-		return;
+		return id;
+	stack = l_head_ref(off, l_head, off->L_stack);
+	if (!stack)
+		return id;
 	key->flags |= SAMPLE_IN_LUA;
 	key->vmstate = vmstate;
 
-	base = frame_base(off, st, uregs, G, L, vmstate, stack, key);
+	base = frame_base(off, st, uregs, l_head, jit_base, vmstate, stack, key);
 	if (!base)
-		return;
+		return id;
 	/* The interpreter keeps the next instruction's address in PC (rbx). */
 	if (cfg.leaf_pc && (key->flags & SAMPLE_BASE_FROM_REG))
 		leaf_pc = BPF_CORE_READ(uregs, bx);
 	struct walk_state w = {
 		.frame = base - LJ_TVALUE_SIZE,
 		.link_pc = leaf_pc,
+		.id = id,
 		.bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0),
 		.L = L,
 		.gc64 = off->gc64,
@@ -304,6 +380,7 @@ static __always_inline void walk_lua(struct proc_state *st, struct pt_regs *ureg
 		stat_add(STAT_LUA_BAD_READ);
 	key->flags |= w.flags;
 	key->n_lua = w.n;
+	return w.id;
 }
 
 #endif

@@ -31,18 +31,37 @@ struct {
 } lj_tables SEC(".maps");
 
 /*
- * Two count maps: the programs add to the active one while user space drains
- * the other, so draining never races with counting and loses nothing.
+ * Two count maps (stack id -> samples): the programs add to the active one
+ * while user space drains the other, so draining never races with counting
+ * and loses nothing. Preallocated: the sampling path never allocates for
+ * them.
  */
 struct counts_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sample_key);
+	__type(key, __u64);
 	__type(value, __u64);
 };
 struct counts_map counts0 SEC(".maps");
 struct counts_map counts1 SEC(".maps");
+
+/* Stack id -> the stack itself, for ids user space has not named yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sample_key);
+} stacks SEC(".maps");
+
+/* Stack ids user space has named: their stacks need no copy any more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u8);
+} known SEC(".maps");
 
 /* control[0]: which counts map is active (0 or 1). */
 struct {
@@ -75,6 +94,25 @@ struct {
 	__type(value, struct proc_mappings);
 } proc_maps SEC(".maps");
 
+/*
+ * The row each return address resolved to, per process and mapping
+ * generation: a sampled worker returns to the same few hundred addresses
+ * again and again, and one hash lookup is cheaper than two binary
+ * searches through rows that are cold in the cache.
+ */
+struct row_cache_key {
+	__u32 pid;
+	__u32 generation;
+	__u64 addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct row_cache_key);
+	__type(value, struct unwind_row);
+} row_cache SEC(".maps");
+
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -82,14 +120,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sample_key);
 } scratch SEC(".maps");
-
-/* Never written: the all-zero key that clear_key() copies. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sample_key);
-} zero_key SEC(".maps");
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -120,6 +150,18 @@ static __always_inline int read_u64(__u64 addr, __u64 *out)
 	return bpf_probe_read_user(out, sizeof(*out), (void *)addr);
 }
 
+/*
+ * One step of the stack id hash: xor the word in, then multiply and fold
+ * so every input bit reaches every output bit. Steps do not commute, so
+ * the same frames in another order give another id.
+ */
+static __always_inline __u64 stack_id_mix(__u64 h, __u64 word)
+{
+	h ^= word;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
 #include "lua_walk.bpf.h"
 #include "unwind.bpf.h"
 
@@ -146,40 +188,51 @@ int BPF_KPROBE(learn_global_state, void *L)
 	return 0;
 }
 
+#define E_EXIST 17
+
 /*
- * Equal stacks must give equal keys, so every unused slot is zeroed. BPF
- * has no memset for 1.5 KB; copying from an entry nobody writes is one call.
+ * The common case is one lookup by an 8-byte id. The stack itself is copied
+ * only for the first sample of an id in a drain period, and not at all once
+ * user space has named it.
  */
-static __always_inline int clear_key(struct sample_key *key)
-{
-	__u32 zero = 0;
-	struct sample_key *blank = bpf_map_lookup_elem(&zero_key, &zero);
-
-	if (!blank)
-		return -1;
-	return bpf_probe_read_kernel(key, sizeof(*key), blank);
-}
-
-static __always_inline void count_sample(struct sample_key *key)
+static __always_inline void count_sample(struct sample_key *key, __u64 id)
 {
 	__u32 zero = 0;
 	__u32 *active = bpf_map_lookup_elem(&control, &zero);
 	void *map = (active && *active) ? (void *)&counts1 : (void *)&counts0;
 	__u64 one = 1, *count;
+	long err;
 
-	count = bpf_map_lookup_elem(map, key);
+	count = bpf_map_lookup_elem(map, &id);
 	if (count) {
 		__sync_fetch_and_add(count, 1);
 		return;
 	}
-	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST) == 0)
+	/* The stack goes in before its count, so a drained id always has one. */
+	if (!bpf_map_lookup_elem(&known, &id)) {
+		err = bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
+		if (err && err != -E_EXIST) {
+			stat_add(STAT_LOST_MAP_FULL);
+			return;
+		}
+	}
+	if (bpf_map_update_elem(map, &id, &one, BPF_NOEXIST) == 0)
 		return;
-	/* Lost the race to insert the same key on another CPU: add to it. */
-	count = bpf_map_lookup_elem(map, key);
+	/* Lost the race to insert the same id on another CPU: add to it. */
+	count = bpf_map_lookup_elem(map, &id);
 	if (count)
 		__sync_fetch_and_add(count, 1);
 	else
 		stat_add(STAT_LOST_MAP_FULL);
+}
+
+/* The sample interrupted user code: there is no kernel stack to record. */
+static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
+{
+	/* Context fields are read 8 bytes at a time: cs shares its word. */
+	__u64 cs = *(volatile __u64 *)((void *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
+
+	return (cs & 3) == 3;
 }
 
 SEC("perf_event")
@@ -190,6 +243,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	struct sample_key *key;
 	struct pt_regs *uregs;
 	__u32 zero = 0;
+	__u64 id;
 	long n;
 
 	if (!st)
@@ -197,20 +251,27 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	key = bpf_map_lookup_elem(&scratch, &zero);
 	if (!key)
 		return 0;
-	if (clear_key(key))
-		return 0;
 	key->pid = tgid;
+	key->flags = 0;
 	key->vmstate = VMSTATE_NONE;
+	key->n_kernel = 0;
+	key->n_user = 0;
+	key->n_lua = 0;
+	key->pad0 = 0;
+	key->pad1 = 0;
 	stat_add(STAT_SAMPLES);
+	id = stack_id_mix(0, tgid);
 
-	if (cfg.kernel_stacks) {
+	if (cfg.kernel_stacks && !in_user_mode(ctx)) {
 		n = bpf_get_stack(ctx, key->kernel, sizeof(key->kernel), 0);
 		if (n > 0)
 			key->n_kernel = n / sizeof(__u64);
+		for (int i = 0; i < MAX_KERNEL_FRAMES && i < key->n_kernel; i++)
+			id = stack_id_mix(id, key->kernel[i]);
 	}
 	uregs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (st->g) {
-		walk_lua(st, uregs, key);
+		id = walk_lua(st, uregs, key, id);
 	} else if (st->table != PROC_NO_LUAJIT) {
 		/*
 		 * A process that never calls the LuaJIT API while we watch (a
@@ -226,7 +287,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	}
 
 	if (cfg.unwind_cfi && bpf_map_lookup_elem(&proc_maps, &tgid)) {
-		unwind_user(st, uregs, key);
+		id = unwind_user(st, uregs, key, id);
 	} else {
 		/*
 		 * The interrupted instruction, then what frame pointers give;
@@ -237,8 +298,13 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 			key->n_user = n / sizeof(__u64);
 		else
 			stat_add(STAT_USER_STACK_FAIL);
+		for (int i = 0; i < MAX_USER_FRAMES && i < key->n_user; i++)
+			id = stack_id_mix(id, key->user[i]);
 	}
 
-	count_sample(key);
+	/* The frame counts end the id, so frames cannot move between kinds. */
+	id = stack_id_mix(id, ((__u64)key->flags << 32) | (__u32)key->vmstate);
+	id = stack_id_mix(id, ((__u64)key->n_kernel << 32) | ((__u64)key->n_user << 16) | key->n_lua);
+	count_sample(key, id);
 	return 0;
 }

@@ -71,8 +71,14 @@ enum sample_flags {
 #define VMSTATE_NONE (-100)
 
 /*
- * One unique stack. Unused frame slots are zero so that equal stacks give
- * equal keys. Frame arrays are leaf first.
+ * One unique stack. Frame arrays are leaf first; slots past n_kernel,
+ * n_user and n_lua are left over from earlier samples and mean nothing.
+ *
+ * Samples are counted by stack id, a 64-bit hash of the used part of the
+ * key that the programs build frame by frame while they walk: the counts
+ * maps hold stack id -> samples, and `stacks` holds stack id -> sample_key,
+ * written when an id is first counted in a drain period unless user space
+ * has put the id in `known` (it has named that stack already).
  */
 struct sample_key {
 	__u32 pid;
@@ -153,7 +159,7 @@ struct exec_mapping {
 
 struct proc_mappings {
 	__u32 n;          /* sorted by start */
-	__u32 pad;
+	__u32 generation; /* new for every write: keys the kernel's cache of rows per address */
 	struct exec_mapping m[MAX_MAPPINGS];
 };
 
@@ -178,7 +184,7 @@ struct proc_state {
 /* Indexes of the per-CPU counters in the `stats` map. */
 enum stat_index {
 	STAT_SAMPLES = 0,      /* samples of target processes */
-	STAT_LOST_MAP_FULL,    /* could not be counted: counts map full */
+	STAT_LOST_MAP_FULL,    /* could not be counted: counts or stacks map full */
 	STAT_USER_STACK_FAIL,  /* bpf_get_stack(user) failed */
 	STAT_LUA_BAD_READ,     /* a Lua frame read failed */
 	STAT_UPROBE_HITS,      /* uprobe traps taken in target processes */

@@ -19,6 +19,7 @@ struct native_walk {
 	__u64 g;
 	__u64 vm_ip;      /* an address inside the VM, for trace frames */
 	__u64 vm_hi;      /* [vm_ip, vm_hi): the VM's code */
+	__u64 id;         /* stack id so far (stack_id_mix) */
 	__u32 pid;
 	__u32 n;
 	__u32 flags;
@@ -73,6 +74,39 @@ static __always_inline struct unwind_row *find_row(struct exec_mapping *m, __u64
 	return row;
 }
 
+/*
+ * The row for addr (0 when addr is in a known mapping; -1 when it is not,
+ * e.g. trace machine code). A row with kind UNWIND_UNDEFINED means the
+ * mapping has no CFI there. Results are cached per address in row_cache.
+ */
+static __always_inline int resolve_row(struct native_walk *u, struct proc_mappings *pm,
+				       __u64 addr, struct unwind_row *out)
+{
+	struct row_cache_key ck = { .pid = u->pid, .generation = pm->generation, .addr = addr };
+	struct unwind_row *row = bpf_map_lookup_elem(&row_cache, &ck);
+	struct exec_mapping *m;
+
+	if (row) {
+		*out = *row;
+		return 0;
+	}
+	m = find_mapping(pm, addr);
+	if (!m)
+		return -1;
+	row = find_row(m, addr - m->bias);
+	if (row) {
+		*out = *row;
+	} else {
+		out->pc = 0;
+		out->cfa_offset = 0;
+		out->kind = UNWIND_UNDEFINED;
+		out->ra_offset = 0;
+		out->rbp_offset = 0;
+	}
+	bpf_map_update_elem(&row_cache, &ck, out, BPF_ANY);
+	return 0;
+}
+
 /* The trace being run lowered rsp below the VM's frame by its spadjust. */
 static __always_inline int trace_spadjust(struct native_walk *u, __u64 *adjust)
 {
@@ -113,12 +147,12 @@ static long unwind_step(__u32 index, void *data)
 {
 	struct native_walk *u = data;
 	struct proc_mappings *pm;
-	struct exec_mapping *m;
-	struct unwind_row *row;
+	struct unwind_row row;
 	struct sample_key *key;
 	__u32 zero = 0;
 	__u64 lookup, cfa, ra = 0, adjust = 0;
 	__u8 kind;
+	int found;
 
 	if (!u->ip) {
 		u->flags |= SAMPLE_UNWIND_END;
@@ -130,8 +164,8 @@ static long unwind_step(__u32 index, void *data)
 		return 1;
 	/* A return address points after the call: look up the call itself. */
 	lookup = u->n ? u->ip - 1 : u->ip;
-	m = find_mapping(pm, lookup);
-	if (!m && !u->trace_done && u->vmstate > 0 && u->g && u->vm_ip &&
+	found = resolve_row(u, pm, lookup, &row) == 0;
+	if (!found && !u->trace_done && u->vmstate > 0 && u->g && u->vm_ip &&
 	    trace_spadjust(u, &adjust) == 0) {
 		/*
 		 * Trace machine code: continue from the VM's frame. BC_JLOOP
@@ -141,8 +175,8 @@ static long unwind_step(__u32 index, void *data)
 		u->trace_done = 1;
 		u->sp += adjust + LJ_TRACE_ENTRY_SP;
 		lookup = u->vm_ip;
-		m = find_mapping(pm, lookup);
-	} else if (!m && u->n) {
+		found = resolve_row(u, pm, lookup, &row) == 0;
+	} else if (!found && u->n) {
 		/* Not code we know: do not record a frame we cannot name or trust. */
 		u->flags |= SAMPLE_UNWIND_NO_CFI;
 		return 1;
@@ -152,11 +186,11 @@ static long unwind_step(__u32 index, void *data)
 		return 1;
 	}
 	key->user[u->n & (MAX_USER_FRAMES - 1)] = u->ip;
+	u->id = stack_id_mix(u->id, u->ip);
 	u->n++;
-	if (!m)
+	if (!found)
 		return frame_pointer_step(u);
-	row = find_row(m, lookup - m->bias);
-	kind = row ? (row->kind & 0xf) : UNWIND_UNDEFINED;
+	kind = row.kind & 0xf;
 	/*
 	 * LuaJIT describes its whole VM with one row, which does not know
 	 * about the helpers the VM calls inside itself (vm_mod and friends).
@@ -176,22 +210,22 @@ static long unwind_step(__u32 index, void *data)
 		u->flags |= SAMPLE_UNWIND_UNSUPPORTED;
 		return 1;
 	case UNWIND_RSP:
-		cfa = u->sp + row->cfa_offset;
+		cfa = u->sp + row.cfa_offset;
 		break;
 	case UNWIND_RBP:
-		cfa = u->bp + row->cfa_offset;
+		cfa = u->bp + row.cfa_offset;
 		break;
 	case UNWIND_PLT:
-		cfa = u->sp + row->cfa_offset + ((lookup & 15) >= (row->kind >> 4) ? 8 : 0);
+		cfa = u->sp + row.cfa_offset + ((lookup & 15) >= (row.kind >> 4) ? 8 : 0);
 		break;
 	default:
 		return frame_pointer_step(u);
 	}
-	if (read_u64(cfa + row->ra_offset, &ra)) {
+	if (read_u64(cfa + row.ra_offset, &ra)) {
 		u->flags |= SAMPLE_UNWIND_BAD_READ;
 		return 1;
 	}
-	if (row->rbp_offset && read_u64(cfa + row->rbp_offset, &u->bp)) {
+	if (row.rbp_offset && read_u64(cfa + row.rbp_offset, &u->bp)) {
 		u->flags |= SAMPLE_UNWIND_BAD_READ;
 		return 1;
 	}
@@ -200,8 +234,9 @@ static long unwind_step(__u32 index, void *data)
 	return 0;
 }
 
-static __always_inline void unwind_user(struct proc_state *st, struct pt_regs *uregs,
-					struct sample_key *key)
+/* Walks the native frames into key; returns the stack id extended by them. */
+static __always_inline __u64 unwind_user(struct proc_state *st, struct pt_regs *uregs,
+					 struct sample_key *key, __u64 id)
 {
 	struct native_walk u = {
 		.ip = BPF_CORE_READ(uregs, ip),
@@ -213,11 +248,13 @@ static __always_inline void unwind_user(struct proc_state *st, struct pt_regs *u
 		.pid = key->pid,
 		.table = st->table,
 		.vmstate = key->vmstate,
+		.id = id,
 	};
 
 	bpf_loop(MAX_USER_FRAMES + 1, unwind_step, &u, 0);
 	key->n_user = u.n;
 	key->flags |= SAMPLE_UNWIND_CFI | u.flags;
+	return u.id;
 }
 
 #endif

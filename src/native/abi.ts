@@ -143,10 +143,15 @@ export interface ExecMapping {
 }
 export const PROC_MAPPINGS_SIZE = 8 + MAX_MAPPINGS * 32;
 
-export function encodeProcMappings(mappings: readonly ExecMapping[]): Buffer {
+/**
+ * struct proc_mappings. `generation` must differ from every earlier write's
+ * for the same process: the kernel caches rows per (pid, generation, address).
+ */
+export function encodeProcMappings(mappings: readonly ExecMapping[], generation: number): Buffer {
   const sorted = [...mappings].sort((a, b) => (a.start < b.start ? -1 : 1)).slice(0, MAX_MAPPINGS);
   const buf = Buffer.alloc(PROC_MAPPINGS_SIZE);
   buf.writeUInt32LE(sorted.length, 0);
+  buf.writeUInt32LE(generation >>> 0, 4);
   sorted.forEach((m, i) => {
     const at = 8 + i * 32;
     buf.writeBigUInt64LE(m.start, at);
@@ -169,6 +174,9 @@ const USER_OFFSET = KERNEL_OFFSET + MAX_KERNEL_FRAMES * 8;
 const LUA_OFFSET = USER_OFFSET + MAX_USER_FRAMES * 8;
 const LUA_POS_OFFSET = LUA_OFFSET + MAX_LUA_FRAMES * 8;
 export const SAMPLE_KEY_SIZE = LUA_POS_OFFSET + MAX_LUA_FRAMES * 4;
+
+/** Counts and stacks are keyed by a 64-bit stack id (bpf/profiler.h). */
+export const STACK_ID_SIZE = 8;
 
 /** One unique stack as the kernel counted it; frame arrays are leaf first. */
 export interface SampleKey {

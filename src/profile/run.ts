@@ -2,7 +2,6 @@
 // global_State through uprobes (then drop them), sample on every CPU, drain
 // the kernel's counts while the run goes on, and turn them into stacks.
 // Everything attached is released on every path, including errors.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, ExitCode } from '../errors.js';
@@ -72,6 +71,9 @@ const POLL_MS = 100;
 const FAST_POLL_MS = 10;
 const DRAIN_EVERY_MS = 1000;
 const COUNTS_MAPS = ['counts0', 'counts1'] as const;
+/** max_entries of the `known` map in bpf/profiler.bpf.c. */
+const KNOWN_STACKS_MAX = 65536;
+const KNOWN_VALUE = Buffer.from([1]);
 
 export function bpfObjectPath(): string {
   return join(packageRoot(), 'build', 'bpf', 'profiler.bpf.o');
@@ -121,22 +123,47 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   const stats = emptyStats();
   let active = 0;
 
-  // The same stacks come back at every drain: name each unique key once.
-  const named = new Map<string, { key: SampleKey; text: string; nativeCutShort: boolean }>();
+  // Counts arrive by stack id; a stack is copied out of the kernel and
+  // named once, then its id goes into `known` so the kernel stops copying it.
+  const named = new Map<bigint, { key: SampleKey; text: string; nativeCutShort: boolean }>();
+  const knownInKernel = new Set<bigint>();
+  let lostWithoutStack = 0;
   const drain = (mapName: string) => {
-    for (const [keyBuf, valueBuf] of session.mapDrain(mapName)) {
+    for (const [idBuf, valueBuf] of session.mapDrain(mapName)) {
       const count = Number(valueBuf.readBigUInt64LE(0));
-      const id = createHash('sha1').update(keyBuf).digest('base64');
+      const id = idBuf.readBigUInt64LE(0);
       let entry = named.get(id);
       if (!entry) {
-        const key = decodeSampleKey(keyBuf);
+        const raw = session.mapLookup('stacks', idBuf);
+        if (!raw) {
+          // The kernel writes the stack before its first count, so this
+          // cannot happen short of a bug: count it rather than hide it.
+          lostWithoutStack += count;
+          continue;
+        }
+        const key = decodeSampleKey(raw);
         const stack = assembleStack(key, symbolizer);
         entry = { key, text: stack.frames.join(';'), nativeCutShort: stack.nativeCutShort };
         named.set(id, entry);
       }
+      if (!knownInKernel.has(id)) forgetStack(idBuf, id);
       aggregate.set(entry.text, (aggregate.get(entry.text) ?? 0) + count);
       countKey(stats, entry.key, count, entry.nativeCutShort);
     }
+  };
+  // Known first, then delete: the kernel never lacks the stack of an id
+  // user space has not named. When `known` is full the stack copy stays
+  // and is deleted again at each drain that sees the id.
+  const forgetStack = (idBuf: Buffer, id: bigint) => {
+    if (knownInKernel.size < KNOWN_STACKS_MAX) {
+      try {
+        session.mapUpdate('known', idBuf, KNOWN_VALUE);
+        knownInKernel.add(id);
+      } catch {
+        // Full: fall through to the delete.
+      }
+    }
+    session.mapDelete('stacks', idBuf);
   };
 
   // Switch the programs to the other counts map, give in-flight programs
@@ -244,7 +271,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
     const counters = readStats(session);
     stats.samples = counters[StatIndex.Samples];
-    stats.lostMapFull = counters[StatIndex.LostMapFull];
+    stats.lostMapFull = counters[StatIndex.LostMapFull] + lostWithoutStack;
     stats.luaBadReads = counters[StatIndex.LuaBadRead];
     stats.uprobeHits = counters[StatIndex.UprobeHits];
   } finally {

@@ -64,6 +64,8 @@ export interface UnwindLoadReport {
 export class UnwindLoader {
   private readonly files = new Map<string, LoadedFile>();
   private nextRow = 0;
+  /** Counts proc_maps writes: each one retires the kernel's cached rows for that process. */
+  private generation = 0;
   readonly report: UnwindLoadReport = { files: 0, rows: 0, skipped: new Map() };
 
   constructor(
@@ -115,7 +117,7 @@ export class UnwindLoader {
       if (!loaded || vaddr === undefined) continue;
       out.push({ start: m.start, end: m.end, bias: m.start - vaddr, rowFirst: loaded.rowFirst, rowCount: loaded.rowCount });
     }
-    this.session.mapUpdate('proc_maps', u32Key(pid), encodeProcMappings(out));
+    this.session.mapUpdate('proc_maps', u32Key(pid), encodeProcMappings(out, ++this.generation));
     return out;
   }
 }

@@ -49,7 +49,7 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.PROC_STATE_SIZE).toBe(48 + 8 * define('STACK_SNAPSHOT_WORDS'));
     expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc', 'unwind_cfi', 'pad']);
     expect(structFields('exec_mapping')).toEqual(['start', 'end', 'bias', 'row_first', 'row_count']);
-    expect(structFields('proc_mappings')).toEqual(['n', 'pad']);
+    expect(structFields('proc_mappings')).toEqual(['n', 'generation']);
     expect(abi.PROC_MAPPINGS_SIZE).toBe(8 + 32 * define('MAX_MAPPINGS'));
     expect(structFields('unwind_row')).toEqual(['pc', 'cfa_offset', 'kind', 'ra_offset', 'rbp_offset']);
     expect(abi.MAX_UNWIND_ROWS).toBe(1 << 19);
