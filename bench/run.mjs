@@ -328,8 +328,9 @@ function lastJson(reader, re) {
 }
 
 async function startProfiler(target, hz, dir, extra = []) {
-  const args = [CLI, '--pid', String(target.master), '--duration', '3600', '--frequency', String(hz), '-o', join(dir, 'out.svg'), '--folded', join(dir, 'out.folded'), ...extra];
-  const { child, exited } = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Run as users run it: the executable, with the V8 flags of its #! line.
+  const args = ['--pid', String(target.master), '--duration', '3600', '--frequency', String(hz), '-o', join(dir, 'out.svg'), '--folded', join(dir, 'out.folded'), ...extra];
+  const { child, exited } = spawnTracked(CLI, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const err = lineReader(child.stderr);
   await Promise.race([err.waitFor(/"msg":"sampling"/, 30_000), exited.then((e) => Promise.reject(new Error(`apisix-profile exited (${e.code}): ${err.text()}`)))]);
   return {
@@ -591,7 +592,7 @@ async function reportSpeed(result) {
     // Sampling is ended with SIGINT exactly reportSec after the "sampling"
     // line (the CLI's --duration also counts its set-up time); SIGINT takes
     // the same path to the outputs as the end of --duration.
-    const args = [python, '-c', RUSAGE_WRAPPER, process.execPath, CLI, '--pid', String(target.master), '--duration', '3600', '--frequency', '999', '-o', outputs.svg, '--folded', outputs.folded, ...extra];
+    const args = [python, '-c', RUSAGE_WRAPPER, CLI, '--pid', String(target.master), '--duration', '3600', '--frequency', '999', '-o', outputs.svg, '--folded', outputs.folded, ...extra];
     const spawnedAt = Date.now();
     const { child, exited } = spawnTracked(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     const err = lineReader(child.stderr);

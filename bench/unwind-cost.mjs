@@ -43,7 +43,7 @@ function programStats(pid) {
 }
 
 async function measure(master, mode, dir) {
-  const child = spawn(process.execPath, [CLI, '--pid', String(master), '--duration', String(SECONDS), '--frequency', String(HZ), '--unwind', mode, '-o', join(dir, `${mode}.svg`), '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(CLI, ['--pid', String(master), '--duration', String(SECONDS), '--frequency', String(HZ), '--unwind', mode, '-o', join(dir, `${mode}.svg`), '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (c) => (log += c));
   while (!log.includes('"msg":"sampling"')) {

@@ -20,7 +20,7 @@ echo "demo: fixture nginx master $master on 127.0.0.1:$port"
 wrk -t1 -c4 -d13s "http://127.0.0.1:$port/work" >/dev/null &
 wrk -t1 -c1 -d13s "http://127.0.0.1:$port/hash" >/dev/null &
 sleep 1
-node "$root/bin/apisix-profile.js" --pid "$master" --duration 10 --frequency 99 \
+"$root/bin/apisix-profile.js" --pid "$master" --duration 10 --frequency 99 \
   --output "$out/flame.svg" --folded "$out/flame.folded"
 wait
 echo "demo: wrote $out/flame.svg and $out/flame.folded"

@@ -30,6 +30,7 @@ import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-sym
 import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
+import { collectSetupGarbage } from './heap.js';
 import { learnGlobalStates, type Target } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { UnwindLoader } from '../unwind/loader.js';
@@ -67,7 +68,6 @@ export interface RunResult {
   stats: RunStats;
 }
 
-const POLL_MS = 100;
 const FAST_POLL_MS = 10;
 const DRAIN_EVERY_MS = 1000;
 const COUNTS_MAPS = ['counts0', 'counts1'] as const;
@@ -230,6 +230,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         }
       }
     };
+    collectSetupGarbage();
     const cpus = session.attachPerfEvent('sample_stack', opts.frequency);
     log.info({ targets: [...targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
@@ -241,8 +242,10 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     while (Date.now() < deadline && !opts.signal?.aborted) {
       // Poll fast until every process's global_State is known: until then
       // its requests pay for the uprobe and its VM range is not set.
+      // Otherwise wake only to drain: every wake-up is CPU taken from the target.
       const pending = [...targets.values()].some((t) => !t.gKnown && t.candidates.length > 0);
-      await sleep(Math.min(pending ? FAST_POLL_MS : POLL_MS, Math.max(1, deadline - Date.now())), opts.signal);
+      const untilDrain = lastDrain + DRAIN_EVERY_MS - Date.now();
+      await sleep(Math.max(1, Math.min(pending ? FAST_POLL_MS : untilDrain, deadline - Date.now())), opts.signal);
       learnGlobalStates(session, targets, tables, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
         discover();
