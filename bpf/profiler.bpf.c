@@ -95,22 +95,25 @@ struct {
 } proc_maps SEC(".maps");
 
 /*
- * The row each return address resolved to, per process and mapping
- * generation: a sampled worker returns to the same few hundred addresses
- * again and again, and one hash lookup is cheaper than two binary
- * searches through rows that are cold in the cache.
+ * The row each address resolved to, per CPU, direct-mapped by a hash of
+ * the address: a sampled worker returns to the same few hundred addresses
+ * again and again, and one inlined array lookup is far cheaper than two
+ * binary searches through rows that are cold in the cache. A slot is
+ * valid for one process and one generation of its mappings.
  */
-struct row_cache_key {
+#define ROW_CACHE_BITS 12
+struct row_cache_slot {
+	__u64 addr;
 	__u32 pid;
 	__u32 generation;
-	__u64 addr;
+	struct unwind_row row;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct row_cache_key);
-	__type(value, struct unwind_row);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << ROW_CACHE_BITS);
+	__type(key, __u32);
+	__type(value, struct row_cache_slot);
 } row_cache SEC(".maps");
 
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
@@ -240,6 +243,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct proc_mappings *pm;
 	struct sample_key *key;
 	struct pt_regs *uregs;
 	__u32 zero = 0;
@@ -286,8 +290,9 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 		key->flags |= SAMPLE_NO_G;
 	}
 
-	if (cfg.unwind_cfi && bpf_map_lookup_elem(&proc_maps, &tgid)) {
-		id = unwind_user(st, uregs, key, id);
+	pm = cfg.unwind_cfi ? bpf_map_lookup_elem(&proc_maps, &tgid) : NULL;
+	if (pm) {
+		id = unwind_user(st, pm, uregs, key, id);
 	} else {
 		/*
 		 * The interrupted instruction, then what frame pointers give;

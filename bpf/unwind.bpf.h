@@ -26,6 +26,7 @@ struct native_walk {
 	__u32 table;
 	__s32 vmstate;
 	__u32 trace_done;
+	__u32 generation; /* of the process's proc_maps entry, for row_cache */
 };
 
 /* The mapping holding ip, by binary search over the sorted list. */
@@ -77,19 +78,23 @@ static __always_inline struct unwind_row *find_row(struct exec_mapping *m, __u64
 /*
  * The row for addr (0 when addr is in a known mapping; -1 when it is not,
  * e.g. trace machine code). A row with kind UNWIND_UNDEFINED means the
- * mapping has no CFI there. Results are cached per address in row_cache.
+ * mapping has no CFI there. Found rows are cached in row_cache.
  */
-static __always_inline int resolve_row(struct native_walk *u, struct proc_mappings *pm,
-				       __u64 addr, struct unwind_row *out)
+static __always_inline int resolve_row(struct native_walk *u, __u64 addr, struct unwind_row *out)
 {
-	struct row_cache_key ck = { .pid = u->pid, .generation = pm->generation, .addr = addr };
-	struct unwind_row *row = bpf_map_lookup_elem(&row_cache, &ck);
+	__u32 slot_index = ((addr ^ u->pid) * 0x9e3779b97f4a7c15ULL) >> (64 - ROW_CACHE_BITS);
+	struct row_cache_slot *slot = bpf_map_lookup_elem(&row_cache, &slot_index);
+	struct proc_mappings *pm;
 	struct exec_mapping *m;
+	struct unwind_row *row;
 
-	if (row) {
-		*out = *row;
+	if (slot && slot->addr == addr && slot->pid == u->pid && slot->generation == u->generation) {
+		*out = slot->row;
 		return 0;
 	}
+	pm = bpf_map_lookup_elem(&proc_maps, &u->pid);
+	if (!pm)
+		return -1;
 	m = find_mapping(pm, addr);
 	if (!m)
 		return -1;
@@ -103,7 +108,12 @@ static __always_inline int resolve_row(struct native_walk *u, struct proc_mappin
 		out->ra_offset = 0;
 		out->rbp_offset = 0;
 	}
-	bpf_map_update_elem(&row_cache, &ck, out, BPF_ANY);
+	if (slot) {
+		slot->addr = addr;
+		slot->pid = u->pid;
+		slot->generation = u->generation;
+		slot->row = *out;
+	}
 	return 0;
 }
 
@@ -146,7 +156,6 @@ static __always_inline long frame_pointer_step(struct native_walk *u)
 static long unwind_step(__u32 index, void *data)
 {
 	struct native_walk *u = data;
-	struct proc_mappings *pm;
 	struct unwind_row row;
 	struct sample_key *key;
 	__u32 zero = 0;
@@ -158,13 +167,12 @@ static long unwind_step(__u32 index, void *data)
 		u->flags |= SAMPLE_UNWIND_END;
 		return 1;
 	}
-	pm = bpf_map_lookup_elem(&proc_maps, &u->pid);
 	key = bpf_map_lookup_elem(&scratch, &zero);
-	if (!pm || !key)
+	if (!key)
 		return 1;
 	/* A return address points after the call: look up the call itself. */
 	lookup = u->n ? u->ip - 1 : u->ip;
-	found = resolve_row(u, pm, lookup, &row) == 0;
+	found = resolve_row(u, lookup, &row) == 0;
 	if (!found && !u->trace_done && u->vmstate > 0 && u->g && u->vm_ip &&
 	    trace_spadjust(u, &adjust) == 0) {
 		/*
@@ -175,7 +183,7 @@ static long unwind_step(__u32 index, void *data)
 		u->trace_done = 1;
 		u->sp += adjust + LJ_TRACE_ENTRY_SP;
 		lookup = u->vm_ip;
-		found = resolve_row(u, pm, lookup, &row) == 0;
+		found = resolve_row(u, lookup, &row) == 0;
 	} else if (!found && u->n) {
 		/* Not code we know: do not record a frame we cannot name or trust. */
 		u->flags |= SAMPLE_UNWIND_NO_CFI;
@@ -235,8 +243,8 @@ static long unwind_step(__u32 index, void *data)
 }
 
 /* Walks the native frames into key; returns the stack id extended by them. */
-static __always_inline __u64 unwind_user(struct proc_state *st, struct pt_regs *uregs,
-					 struct sample_key *key, __u64 id)
+static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mappings *pm,
+					 struct pt_regs *uregs, struct sample_key *key, __u64 id)
 {
 	struct native_walk u = {
 		.ip = BPF_CORE_READ(uregs, ip),
@@ -249,6 +257,7 @@ static __always_inline __u64 unwind_user(struct proc_state *st, struct pt_regs *
 		.table = st->table,
 		.vmstate = key->vmstate,
 		.id = id,
+		.generation = pm->generation,
 	};
 
 	bpf_loop(MAX_USER_FRAMES + 1, unwind_step, &u, 0);
