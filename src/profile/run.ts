@@ -30,7 +30,7 @@ import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-sym
 import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
-import { collectSetupGarbage } from './heap.js';
+import { endQuiet, quietForSampling } from './quiet-runtime.js';
 import { learnGlobalStates, type Target } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { UnwindLoader } from '../unwind/loader.js';
@@ -230,7 +230,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         }
       }
     };
-    collectSetupGarbage();
+    quietForSampling();
     const cpus = session.attachPerfEvent('sample_stack', opts.frequency);
     log.info({ targets: [...targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
@@ -254,6 +254,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         opts.onProgress?.([...stats.perPid.values()].reduce((a, b) => a + b, 0));
       }
     }
+    endQuiet();
     stats.elapsedSec = (Date.now() - started) / 1000;
     for (const [pid, t] of targets) {
       if (t.luajit && !t.gKnown) {
@@ -278,6 +279,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     stats.luaBadReads = counters[StatIndex.LuaBadRead];
     stats.uprobeHits = counters[StatIndex.UprobeHits];
   } finally {
+    endQuiet();
     session.close();
     for (const ctx of contexts.values()) ctx.mem?.close();
   }
