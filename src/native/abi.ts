@@ -177,6 +177,8 @@ export const SAMPLE_KEY_SIZE = LUA_POS_OFFSET + MAX_LUA_FRAMES * 4;
 
 /** Counts and stacks are keyed by a 64-bit stack id (bpf/profiler.h). */
 export const STACK_ID_SIZE = 8;
+/** max_entries of the `known` map (bpf/profiler.bpf.c): stack ids user space has named. */
+export const KNOWN_STACKS_MAX = 65536;
 
 /** One unique stack as the kernel counted it; frame arrays are leaf first. */
 export interface SampleKey {

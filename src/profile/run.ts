@@ -14,6 +14,7 @@ import {
   encodeConfig,
   encodeLjOffsets,
   encodeProcState,
+  KNOWN_STACKS_MAX,
   MAX_LJ_TABLES,
   MAX_PROCS,
   PROC_NO_LUAJIT,
@@ -71,8 +72,6 @@ export interface RunResult {
 const FAST_POLL_MS = 10;
 const DRAIN_EVERY_MS = 1000;
 const COUNTS_MAPS = ['counts0', 'counts1'] as const;
-/** max_entries of the `known` map in bpf/profiler.bpf.c. */
-const KNOWN_STACKS_MAX = 65536;
 const KNOWN_VALUE = Buffer.from([1]);
 
 export function bpfObjectPath(): string {

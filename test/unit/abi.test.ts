@@ -82,4 +82,30 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(key.user).toEqual([0x401000n, 0n]);
     expect(() => abi.decodeSampleKey(Buffer.alloc(8))).toThrow(/expected/);
   });
+
+  it('ignores frame slots past the counts: the kernel leaves earlier samples there', () => {
+    const buf = Buffer.alloc(abi.SAMPLE_KEY_SIZE, 0xab);
+    buf.writeUInt16LE(0, 12);
+    buf.writeUInt16LE(1, 14);
+    buf.writeUInt16LE(0, 16);
+    buf.writeBigUInt64LE(0x401000n, 24 + 8 * abi.MAX_KERNEL_FRAMES);
+    const key = abi.decodeSampleKey(buf);
+    expect(key.kernel).toEqual([]);
+    expect(key.user).toEqual([0x401000n]);
+    expect(key.lua).toEqual([]);
+    expect(key.luaPos).toEqual([]);
+  });
+
+  it('writes the mapping generation the kernel keys its row cache by', () => {
+    const buf = abi.encodeProcMappings([{ start: 0x1000n, end: 0x2000n, bias: 0n, rowFirst: 5, rowCount: 6 }], 7);
+    expect(buf.readUInt32LE(0)).toBe(1);
+    expect(buf.readUInt32LE(4)).toBe(7);
+    expect(buf.readUInt32LE(8 + 24)).toBe(5);
+  });
+
+  it('sizes the known-stacks limit as the BPF object does', () => {
+    const program = readFileSync(join(import.meta.dirname, '../../bpf/profiler.bpf.c'), 'utf8');
+    const known = program.match(/__uint\(max_entries, (\d+)\);[^}]*\} known SEC/);
+    expect(Number(known?.[1])).toBe(abi.KNOWN_STACKS_MAX);
+  });
 });
