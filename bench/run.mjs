@@ -2,7 +2,7 @@
 // `npm run bench`: measures apisix-profile side by side with perf and
 // bpftrace on the fixture app and writes docs/BENCHMARKS.md.
 //
-//   sudo npm run bench                 full run (about 12 minutes), writes docs/BENCHMARKS.md
+//   sudo npm run bench                 full run (about 17 minutes: 5 repetitions, the noise here needs them), writes docs/BENCHMARKS.md
 //   sudo BENCH_QUICK=1 npm run bench   smoke run (about 2 minutes), prints the report only
 //   BENCH_OUT=file                     write the report there instead
 //
@@ -21,7 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.env.BENCH_QUICK === '1';
 const CFG = QUICK
   ? { reps: 1, windowSec: 3, warmSec: 2, reportSec: 10, reportReps: 1, accuracyFilter: "Debian's libluajit2" }
-  : { reps: 3, windowSec: 8, warmSec: 5, reportSec: 30, reportReps: 3, accuracyFilter: '' };
+  : { reps: 5, windowSec: 8, warmSec: 5, reportSec: 30, reportReps: 3, accuracyFilter: '' };
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const CLI = join(root, 'bin', 'apisix-profile.js');
 const START_SH = join(root, 'fixtures', 'nginx', 'start.sh');
