@@ -80,12 +80,13 @@ static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
  */
 #define LJ_FN_HEAD_SIZE 64 /* a power of two: the read size is masked by it */
 
-static __always_inline __u64 head_u64(const __u8 *head, __u32 at)
+/* Eight bytes at `at` of a block read from user memory; 0 past its end. */
+static __always_inline __u64 block_u64(const __u8 *block, __u32 size, __u32 at)
 {
 	__u64 v = 0;
 
-	if (at <= LJ_FN_HEAD_SIZE - sizeof(v))
-		__builtin_memcpy(&v, head + at, sizeof(v));
+	if (at <= size - sizeof(v))
+		__builtin_memcpy(&v, block + at, sizeof(v));
 	return v;
 }
 
@@ -110,7 +111,7 @@ static __always_inline __u64 encode_function(const struct walk_state *w, __u64 f
 	ffid = head[at & (LJ_FN_HEAD_SIZE - 1)];
 	if (ffid == LJ_FF_LUA) {
 		/* GCproto sits right before its bytecode: pt = pc - sizeof(GCproto). */
-		value = head_u64(head, w->fn_pc);
+		value = block_u64(head, LJ_FN_HEAD_SIZE, w->fn_pc);
 		if (!w->gc64)
 			value = (__u32)value;
 		*bc = value;
@@ -254,19 +255,10 @@ static __always_inline bool is_frame_base(const struct lj_offsets *off, __u64 ba
  */
 #define LJ_L_HEAD_SIZE 128 /* a power of two: the read size is masked by it */
 
-static __always_inline __u64 l_head_u64(const __u8 *head, __u32 at)
-{
-	__u64 v = 0;
-
-	if (at <= LJ_L_HEAD_SIZE - sizeof(v))
-		__builtin_memcpy(&v, head + at, sizeof(v));
-	return v;
-}
-
 /* A GCRef/MRef in the lua_State head: 64 bits in GC64 builds, 32 otherwise. */
 static __always_inline __u64 l_head_ref(const struct lj_offsets *off, const __u8 *head, __u32 at)
 {
-	__u64 v = l_head_u64(head, at);
+	__u64 v = block_u64(head, LJ_L_HEAD_SIZE, at);
 
 	return off->gc64 ? v : (__u32)v;
 }
@@ -300,7 +292,7 @@ static __always_inline __u64 frame_base(const struct lj_offsets *off, struct pro
 			return reg;
 		}
 	}
-	return l_head_u64(l_head, off->L_base);
+	return block_u64(l_head, LJ_L_HEAD_SIZE, off->L_base);
 }
 
 /* Walks the Lua frames into key; returns the stack id extended by them. */
@@ -331,7 +323,7 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	L = off->gc64 ? cur[0] : (__u32)cur[0];
 	jit_at = off->G_jit_base - off->G_cur_L;
 	if (jit_at <= sizeof(cur) - 8) {
-		jit_base = l_head_u64((const __u8 *)cur, jit_at);
+		jit_base = block_u64((const __u8 *)cur, sizeof(cur), jit_at);
 		if (!off->gc64)
 			jit_base = (__u32)jit_base;
 	} else if (read_ref(off, G + off->G_jit_base, &jit_base)) {
@@ -345,7 +337,7 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	 * returns to C; its cframe is NULL then. Non-NULL: we are inside the
 	 * VM or in C code it called.
 	 */
-	if (!l_head_u64(l_head, off->L_cframe))
+	if (!block_u64(l_head, LJ_L_HEAD_SIZE, off->L_cframe))
 		return id;
 	if (bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(G + off->G_vmstate)))
 		return id;
