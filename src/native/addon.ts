@@ -23,8 +23,12 @@ export interface NativeSession {
   mapDelete(mapName: string, key: Buffer): boolean;
   /** A snapshot; entries deleted concurrently are left out. */
   mapEntries(mapName: string): Array<[Buffer, Buffer]>;
-  /** Hash maps: every entry, read and deleted in batches. Only for a map nothing writes meanwhile. */
-  mapDrain(mapName: string): Array<[Buffer, Buffer]>;
+  /**
+   * Hash maps: every entry, read and deleted in batches. Only for a map
+   * nothing writes meanwhile. Entry i's key is keys[i*keySize, (i+1)*keySize),
+   * its value likewise in values.
+   */
+  mapDrain(mapName: string): { keys: Buffer; values: Buffer };
   /** Deletes every key; array maps are zeroed instead. */
   mapClear(mapName: string): void;
   /** Attaches an entry uprobe at a file offset, for one pid (-1: all). Returns a link id for detach(). */

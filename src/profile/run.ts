@@ -18,6 +18,7 @@ import {
   MAX_LJ_TABLES,
   MAX_PROCS,
   PROC_NO_LUAJIT,
+  SampleFlags,
   STAT_COUNT,
   StatIndex,
   u32Key,
@@ -63,6 +64,13 @@ export interface RunOptions {
 
 
 export type { RunStats } from './stats.js';
+
+/** A stack counted while sampling: its key, its Lua frames' names, its samples. */
+interface CountedStack {
+  key: SampleKey;
+  luaNames: string[];
+  count: number;
+}
 
 export interface RunResult {
   stacks: Stack[];
@@ -117,22 +125,29 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
   const unwindMode = opts.unwind ?? 'cfi';
   const session = openNativeSession(bpfObjectPath(), log.isLevelEnabled('trace'), opts.btfPath);
-  const aggregate = new Map<string, number>();
   const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
   const stats = emptyStats();
   let active = 0;
 
-  // Counts arrive by stack id; a stack is copied out of the kernel and
-  // named once, then its id goes into `known` so the kernel stops copying it.
-  const named = new Map<bigint, { key: SampleKey; text: string; nativeCutShort: boolean }>();
+  // Counts arrive by stack id; a stack is copied out of the kernel once,
+  // then its id goes into `known` so the kernel stops copying it. While
+  // sampling, a new stack gets only what cannot wait: the names of its Lua
+  // frames, read from the live process (the GC may free a prototype). Its
+  // native frames are named, and every stack folded, after sampling: each
+  // drain's CPU time is taken from the target, the report's is not.
+  const counted = new Map<bigint, CountedStack>();
   const knownInKernel = new Set<bigint>();
   let lostWithoutStack = 0;
+  let samplesSoFar = 0;
   const drain = (mapName: string) => {
-    for (const [idBuf, valueBuf] of session.mapDrain(mapName)) {
-      const count = Number(valueBuf.readBigUInt64LE(0));
-      const id = idBuf.readBigUInt64LE(0);
-      let entry = named.get(id);
+    // Counts maps: 8-byte stack ids, 8-byte counts.
+    const { keys: ids, values } = session.mapDrain(mapName);
+    for (let off = 0; off + 8 <= ids.length; off += 8) {
+      const count = Number(values.readBigUInt64LE(off));
+      const id = ids.readBigUInt64LE(off);
+      let entry = counted.get(id);
       if (!entry) {
+        const idBuf = ids.subarray(off, off + 8);
         const raw = session.mapLookup('stacks', idBuf);
         if (!raw) {
           // The kernel writes the stack before its first count, so this
@@ -141,14 +156,28 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
           continue;
         }
         const key = decodeSampleKey(raw);
-        const stack = assembleStack(key, symbolizer);
-        entry = { key, text: stack.frames.join(';'), nativeCutShort: stack.nativeCutShort };
-        named.set(id, entry);
+        entry = { key, luaNames: key.flags & SampleFlags.InLua ? symbolizer.luaFrames(key) : [], count: 0 };
+        counted.set(id, entry);
+        if (!knownInKernel.has(id)) forgetStack(idBuf, id);
       }
-      if (!knownInKernel.has(id)) forgetStack(idBuf, id);
-      aggregate.set(entry.text, (aggregate.get(entry.text) ?? 0) + count);
-      countKey(stats, entry.key, count, entry.nativeCutShort);
+      entry.count += count;
+      samplesSoFar += count;
     }
+  };
+  // After sampling: name the native frames and fold.
+  const foldCounted = () => {
+    const aggregate = new Map<string, number>();
+    for (const entry of counted.values()) {
+      const stack = assembleStack(entry.key, {
+        kernel: (addr) => symbolizer.kernel(addr),
+        user: (pid, addr) => symbolizer.user(pid, addr),
+        luaFrames: () => entry.luaNames,
+      });
+      const text = stack.frames.join(';');
+      aggregate.set(text, (aggregate.get(text) ?? 0) + entry.count);
+      countKey(stats, entry.key, entry.count, stack.nativeCutShort);
+    }
+    return aggregate;
   };
   // Known first, then delete: the kernel never lacks the stack of an id
   // user space has not named. When `known` is full the stack copy stays
@@ -185,6 +214,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     // state entry, and uprobes to learn its global_State.
     const attach = (pid: number, t: Target) => {
       loader?.addProcess(pid, t.ctx.maps);
+      symbolizer.preload(pid);
       session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: t.candidates.length > 0 ? MAX_LJ_TABLES : PROC_NO_LUAJIT, uprobeHits: 0, stackWords: [] }));
       if (t.luajit && t.candidates.length > 0) {
         for (const probe of t.luajit.probeOffsets) {
@@ -250,7 +280,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         discover();
         await flipAndDrain();
         lastDrain = Date.now();
-        opts.onProgress?.([...stats.perPid.values()].reduce((a, b) => a + b, 0));
+        opts.onProgress?.(samplesSoFar);
       }
     }
     endQuiet();
@@ -282,6 +312,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     session.close();
     for (const ctx of contexts.values()) ctx.mem?.close();
   }
+  const aggregate = foldCounted();
   const stacks = [...aggregate].map(([text, count]) => ({ frames: text === '' ? [] : text.split(';'), count }));
   return { stacks, stats };
 }

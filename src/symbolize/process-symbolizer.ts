@@ -97,19 +97,30 @@ export class ProcessSymbolizer implements FrameResolvers {
   }
 
   /**
-   * The ELF file of a mapping, read through the process's root; remembered
-   * by device and inode so frames of a process that has exited still get
-   * names from the copy read while it ran (or from another process that
-   * maps the same file).
+   * The ELF file of a mapping, read through the process's root once and
+   * remembered by device and inode: every worker mapping the same file
+   * shares it, and frames of a process that has exited still get names from
+   * the copy read while it ran.
    */
   private objectFor(pid: number, m: Mapping): ElfObject | null {
     const identity = `${m.dev}:${m.inode}`;
+    const known = this.objects.get(identity);
+    if (known) return known;
     const obj = loadElfObject(targetFilePath(pid, m));
-    if (obj) {
-      this.objects.set(identity, obj);
-      return obj;
+    if (obj) this.objects.set(identity, obj);
+    return obj;
+  }
+
+  /**
+   * Reads the ELF files a process maps now, while it surely runs: its
+   * native frames are named after sampling, when it may have exited.
+   */
+  preload(pid: number): void {
+    const ctx = this.contexts.get(pid);
+    if (!ctx) return;
+    for (const m of ctx.maps) {
+      if (isExecutable(m) && m.path !== '' && !m.path.startsWith('[')) this.objectFor(pid, m);
     }
-    return this.objects.get(identity) ?? null;
   }
 
   private resolveUser(pid: number, addr: bigint): UserFrame {
