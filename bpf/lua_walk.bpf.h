@@ -20,11 +20,6 @@
 #define LJ_FRAME_VARG 3
 #define LJ_GCPTR_MASK ((1ULL << 47) - 1)
 
-/*
- * v & mask, kept even where the compiler can prove it changes nothing: the
- * verifier tracks bounds through the mask, not through an earlier compare.
- */
-#define verifier_mask(v, mask) ({ __u64 __v = (v); asm volatile("" : "+r"(__v)); __v & (mask); })
 #define LJ_FF_LUA 0
 #define LJ_FF_C 1
 
@@ -55,20 +50,20 @@ static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
 {
 	if (w->fr2) {
 		/* The function slot sits right below the link: one read for both. */
-		__u64 slots[2];
+		struct u64_pair slots = {};
 
-		if (bpf_probe_read_user(slots, sizeof(slots), (void *)(frame - LJ_TVALUE_SIZE)))
+		if (read_windowed(WINDOW_LUA, frame - LJ_TVALUE_SIZE, w->bottom, &slots) != 0)
 			return -1;
-		*fn = slots[0] & LJ_GCPTR_MASK;
-		*ftsz = slots[1];
+		*fn = slots.lo & LJ_GCPTR_MASK;
+		*ftsz = slots.hi;
 		return 0;
 	} else {
-		__u32 slot[2];
+		struct u64_pair slot = {};
 
-		if (bpf_probe_read_user(slot, sizeof(slot), (void *)frame))
+		if (read_windowed(WINDOW_LUA, frame, w->bottom, &slot) < 0)
 			return -1;
-		*fn = slot[0];
-		*ftsz = slot[1];
+		*fn = (__u32)slot.lo;
+		*ftsz = slot.lo >> 32;
 		return 0;
 	}
 }
@@ -149,23 +144,16 @@ static __always_inline __u32 function_position(const struct walk_state *w, __u64
 #define LJ_CONT_FFI_CALLBACK 1
 static __always_inline bool entered_from_c(const struct walk_state *w, __u64 frame, __u64 ftsz)
 {
-	__u64 cont = 0;
+	struct u64_pair slot = {};
 
 	if ((ftsz & LJ_FRAME_TYPE) == LJ_FRAME_C)
 		return true;
 	if ((ftsz & LJ_FRAME_TYPEP) != LJ_FRAME_CONT)
 		return false;
-	if (w->fr2) {
-		if (read_u64(frame - 3 * LJ_TVALUE_SIZE, &cont))
-			return false;
-	} else {
-		__u32 lo = 0;
-
-		if (bpf_probe_read_user(&lo, sizeof(lo), (void *)(frame - LJ_TVALUE_SIZE)))
-			return false;
-		cont = lo;
-	}
-	return cont == LJ_CONT_FFI_CALLBACK;
+	/* The continuation: 64 bits two slots below (FR2), else the low 32 bits of the slot below. */
+	if (read_windowed(WINDOW_LUA, frame - (w->fr2 ? 3 : 1) * LJ_TVALUE_SIZE, w->bottom, &slot) < 0)
+		return false;
+	return (w->fr2 ? slot.lo : (__u32)slot.lo) == LJ_CONT_FFI_CALLBACK;
 }
 
 /* One frame of the walk; returns 1 to stop. */
@@ -367,6 +355,7 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 		.pt_size = off->pt_size,
 	};
 	/* One more step than frames fits, so a full stack still sees its end. */
+	window_reset(WINDOW_LUA);
 	bpf_loop(MAX_LUA_FRAMES + 1, walk_step, &w, 0);
 	if (w.flags & SAMPLE_LUA_BAD_READ)
 		stat_add(STAT_LUA_BAD_READ);

@@ -116,6 +116,32 @@ struct {
 	__type(value, struct row_cache_slot);
 } row_cache SEC(".maps");
 
+/*
+ * Copies of the memory the two walks are reading, per CPU: the native walk
+ * goes up the user stack, the Lua walk down the Lua stack, and one read of
+ * a window serves the next few frames, where reading each word costs a
+ * helper call of its own.
+ */
+#define WINDOW_BYTES 512 /* a power of two: offsets are masked by it */
+enum window_index {
+	WINDOW_NATIVE = 0, /* read upwards from its start */
+	WINDOW_LUA = 1,    /* read downwards from its end */
+	WINDOW__COUNT,
+};
+struct window {
+	__u64 start; /* user address of bytes[0] */
+	__u32 valid; /* bytes holds WINDOW_BYTES from start */
+	__u32 pad;
+	__u8 bytes[WINDOW_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WINDOW__COUNT);
+	__type(key, __u32);
+	__type(value, struct window);
+} windows SEC(".maps");
+
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -125,6 +151,12 @@ struct {
 } scratch SEC(".maps");
 
 /* --- helpers ------------------------------------------------------------- */
+
+/*
+ * v & mask, kept even where the compiler can prove it changes nothing: the
+ * verifier tracks bounds through the mask, not through an earlier compare.
+ */
+#define verifier_mask(v, mask) ({ __u64 __v = (v); asm volatile("" : "+r"(__v)); __v & (mask); })
 
 static __always_inline void stat_add(__u32 index)
 {
@@ -163,6 +195,63 @@ static __always_inline __u64 stack_id_mix(__u64 h, __u64 word)
 	h ^= word;
 	h *= 0x9e3779b97f4a7c15ULL;
 	return h ^ (h >> 29);
+}
+
+/* Forgets what a window holds: it belongs to an earlier sample. */
+static __always_inline void window_reset(__u32 index)
+{
+	struct window *w = bpf_map_lookup_elem(&windows, &index);
+
+	if (w)
+		w->valid = 0;
+}
+
+/*
+ * Reads 16 bytes of user memory at addr into out through a window: from the
+ * copy when it holds them, else the window moves (up or down from addr, the
+ * way the walk goes), never below floor (the Lua stack's first slot: what
+ * lies before it is not the walk's to read). Where a whole window cannot
+ * be read (the end of a mapping is near), reads the bytes alone. Returns 0 when all 16 bytes were
+ * read, 1 when only the first 8 were (out->hi is 0 then), < 0 on failure.
+ * A global function: the verifier checks it once, not at every call site.
+ */
+struct u64_pair {
+	__u64 lo;
+	__u64 hi;
+};
+
+__noinline int read_windowed(__u32 index, __u64 addr, __u64 floor, struct u64_pair *out)
+{
+	struct window *w = bpf_map_lookup_elem(&windows, &index);
+	__u64 at, start;
+
+	if (!out)
+		return -1;
+	if (!w)
+		goto direct;
+	at = addr - w->start;
+	if (!w->valid || addr < w->start || at > WINDOW_BYTES - 16) {
+		start = index == WINDOW_LUA ? addr + 16 - WINDOW_BYTES : addr;
+		if (start > addr || start < floor)
+			start = floor;
+		if (start > addr || bpf_probe_read_user(w->bytes, sizeof(w->bytes), (void *)start)) {
+			w->valid = 0;
+			goto direct;
+		}
+		w->start = start;
+		w->valid = 1;
+		at = addr - start;
+	}
+	at = verifier_mask(at, WINDOW_BYTES - 1);
+	if (at > WINDOW_BYTES - 16)
+		return -1;
+	__builtin_memcpy(out, w->bytes + at, 16);
+	return 0;
+direct:
+	if (bpf_probe_read_user(out, 16, (void *)addr) == 0)
+		return 0;
+	out->hi = 0;
+	return bpf_probe_read_user(&out->lo, 8, (void *)addr) == 0 ? 1 : -1;
 }
 
 #include "lua_walk.bpf.h"

@@ -117,6 +117,23 @@ static __always_inline int resolve_row(struct native_walk *u, __u64 addr, struct
 	return 0;
 }
 
+/* Eight bytes of user stack at addr. */
+static __always_inline int read_stack_u64(__u64 addr, __u64 *out)
+{
+	struct u64_pair v = {};
+
+	if (read_windowed(WINDOW_NATIVE, addr, 0, &v) < 0)
+		return -1;
+	*out = v.lo;
+	return 0;
+}
+
+/* Sixteen bytes of user stack at addr. */
+static __always_inline int read_stack_pair(__u64 addr, struct u64_pair *out)
+{
+	return read_windowed(WINDOW_NATIVE, addr, 0, out) == 0 ? 0 : -1;
+}
+
 /* The trace being run lowered rsp below the VM's frame by its spadjust. */
 static __always_inline int trace_spadjust(struct native_walk *u, __u64 *adjust)
 {
@@ -140,16 +157,16 @@ static __always_inline int trace_spadjust(struct native_walk *u, __u64 *adjust)
 /* Follow rbp where no CFI covers ip: only if it points up the stack. */
 static __always_inline long frame_pointer_step(struct native_walk *u)
 {
-	__u64 ra = 0, next_bp = 0;
+	struct u64_pair pair = {}; /* saved rbp, then the return address */
 
 	if (!u->bp || u->bp < u->sp || u->bp - u->sp > (8 << 20) ||
-	    read_u64(u->bp + 8, &ra) || read_u64(u->bp, &next_bp)) {
+	    read_stack_pair(u->bp, &pair)) {
 		u->flags |= SAMPLE_UNWIND_NO_CFI;
 		return 1;
 	}
 	u->sp = u->bp + 16;
-	u->bp = next_bp;
-	u->ip = ra;
+	u->bp = pair.lo;
+	u->ip = pair.hi;
 	return 0;
 }
 
@@ -207,7 +224,7 @@ static long unwind_step(__u32 index, void *data)
 	if (u->n == 1 && lookup >= u->vm_ip && lookup < u->vm_hi) {
 		__u64 top = 0;
 
-		if (read_u64(u->sp, &top) == 0 && top >= u->vm_ip && top < u->vm_hi)
+		if (read_stack_u64(u->sp, &top) == 0 && top >= u->vm_ip && top < u->vm_hi)
 			u->sp += 8;
 	}
 	switch (kind) {
@@ -229,13 +246,25 @@ static long unwind_step(__u32 index, void *data)
 	default:
 		return frame_pointer_step(u);
 	}
-	if (read_u64(cfa + row.ra_offset, &ra)) {
-		u->flags |= SAMPLE_UNWIND_BAD_READ;
-		return 1;
-	}
-	if (row.rbp_offset && read_u64(cfa + row.rbp_offset, &u->bp)) {
-		u->flags |= SAMPLE_UNWIND_BAD_READ;
-		return 1;
+	if (row.rbp_offset && row.rbp_offset == row.ra_offset - 8) {
+		/* The usual prologue (push rbp right after the call): one read for both. */
+		struct u64_pair pair = {};
+
+		if (read_stack_pair(cfa + row.rbp_offset, &pair)) {
+			u->flags |= SAMPLE_UNWIND_BAD_READ;
+			return 1;
+		}
+		u->bp = pair.lo;
+		ra = pair.hi;
+	} else {
+		if (read_stack_u64(cfa + row.ra_offset, &ra)) {
+			u->flags |= SAMPLE_UNWIND_BAD_READ;
+			return 1;
+		}
+		if (row.rbp_offset && read_stack_u64(cfa + row.rbp_offset, &u->bp)) {
+			u->flags |= SAMPLE_UNWIND_BAD_READ;
+			return 1;
+		}
 	}
 	u->sp = cfa;
 	u->ip = ra;
@@ -260,6 +289,7 @@ static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mapp
 		.generation = pm->generation,
 	};
 
+	window_reset(WINDOW_NATIVE);
 	bpf_loop(MAX_USER_FRAMES + 1, unwind_step, &u, 0);
 	key->n_user = u.n;
 	key->flags |= SAMPLE_UNWIND_CFI | u.flags;
