@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { CliError, ExitCode } from '../errors.js';
-import { bpfObjectPath, runProfile, type RunStats } from '../profile/run.js';
+import { bpfObjectPath, DEFAULT_MAX_STACKS, MAX_STACKS_LIMIT, runProfile, type RunStats } from '../profile/run.js';
 import { foldStacks } from '../report/fold.js';
 import { renderFlameGraph } from '../report/flamegraph/svg.js';
 import { encodePprof } from '../report/pprof.js';
@@ -52,6 +52,7 @@ export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, Export
   lines: 'definition' | 'current';
   unwind: 'cfi' | 'fp';
   btf: string;
+  maxStacks: number;
 }
 
 /** --folded, --pprof, --speedscope, --json, --summary and --top, shared with `report`. */
@@ -136,6 +137,12 @@ export function profileCommand(): Command {
       .choices(['cfi', 'fp'])
       .default('cfi'),
   );
+  cmd.option(
+    '--max-stacks <n>',
+    'unique stacks the kernel holds between two drains (one a second); samples of further stacks are counted as lost',
+    integerIn('max-stacks', 1, MAX_STACKS_LIMIT),
+    DEFAULT_MAX_STACKS,
+  );
   addFlameGraphOptions(cmd);
   addLogOptions(cmd);
   // --pid is required unless --container names the target; commander's own
@@ -194,7 +201,10 @@ async function resolveTargets(opts: Pick<ProfileOptions, 'pid' | 'container'>, l
 
 /** The last log line. Container targets show `hostPid (containerPid in container):samples`. */
 export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, number> = new Map()): string {
-  const pct = (n: number) => (stats.samples ? ((100 * n) / stats.samples).toFixed(1) : '0.0');
+  // Shares are of the samples that were counted: a lost one has no stack to say anything about.
+  const counted = [...stats.perPid.values()].reduce((a, b) => a + b, 0);
+  const share = (n: number, of: number) => (of ? ((100 * n) / of).toFixed(1) : '0.0');
+  const pct = (n: number) => share(n, counted);
   const perPid = [...stats.perPid].map(([pid, n]) => `${describePid(pid, containerPids)}:${n}`).join(' ');
   const u = stats.unwind;
   // With .eh_frame unwinding, say how many walks reached the outermost
@@ -202,7 +212,7 @@ export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, 
   // were cut where frame pointers could not be trusted.
   const native =
     u.samples > 0
-      ? `${pct(u.complete)}% of native walks complete (stopped early: ${u.noCfi} no CFI, ${u.badRead} bad read, ` +
+      ? `${share(u.complete, u.samples)}% of native walks complete (stopped early: ${u.noCfi} no CFI, ${u.badRead} bad read, ` +
         `${u.depth} depth limit, ${u.unsupported} unsupported CFI)`
       : `${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer`;
   return (
@@ -302,6 +312,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       lines: opts.lines,
       unwind: opts.unwind,
       btfPath: opts.btf === DEFAULT_BTF ? undefined : opts.btf,
+      maxStacks: opts.maxStacks,
       ...(targets.discover ? { discover: targets.discover } : {}),
       log,
       signal,
@@ -340,6 +351,12 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   );
   const where = containerPids.size > 0 ? { containerPids: Object.fromEntries(containerPids) } : {};
   log.info({ ...written, ...where }, summaryLine(stats, containerPids));
+  if (stats.lostMapFull > 0) {
+    log.warn(
+      { lost: stats.lostMapFull, maxStacks: opts.maxStacks },
+      `${stats.lostMapFull} samples lost: more unique stacks within a second than --max-stacks ${opts.maxStacks}; consider increasing it`,
+    );
+  }
   if (stats.samples === 0) {
     log.warn('no samples: the target did not run on a CPU during the profile (is it idle?)');
     return ExitCode.NoSamples;

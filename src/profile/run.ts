@@ -48,6 +48,8 @@ export interface RunOptions {
   unwind?: 'cfi' | 'fp';
   /** Kernel BTF for CO-RE relocation; default: the running kernel's. */
   btfPath?: string;
+  /** Unique stacks the counts and stacks maps hold between drains (default DEFAULT_MAX_STACKS). */
+  maxStacks?: number;
   log: Logger;
   /** Ends sampling early (Ctrl-C); the run still returns what it has. */
   signal?: AbortSignal;
@@ -76,6 +78,14 @@ export interface RunResult {
   stacks: Stack[];
   stats: RunStats;
 }
+
+/**
+ * Unique stacks per drain period: the size of counts0/counts1 (preallocated,
+ * about 100 bytes of kernel memory an entry each) and of stacks (filled on
+ * demand). A sample of a stack that finds them full is counted as lost.
+ */
+export const DEFAULT_MAX_STACKS = 16384;
+export const MAX_STACKS_LIMIT = 1 << 20;
 
 const FAST_POLL_MS = 10;
 const DRAIN_EVERY_MS = 1000;
@@ -207,6 +217,9 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   let started = Date.now();
   try {
     session.setRodata(encodeConfig({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: unwindMode === 'cfi' }));
+    const maxStacks = opts.maxStacks ?? DEFAULT_MAX_STACKS;
+    if (!Number.isInteger(maxStacks) || maxStacks < 1 || maxStacks > MAX_STACKS_LIMIT) throw new RangeError(`maxStacks must be a whole number from 1 to ${MAX_STACKS_LIMIT}`);
+    for (const map of [...COUNTS_MAPS, 'stacks']) session.setMaxEntries(map, maxStacks);
     session.load();
     const loader = unwindMode === 'cfi' ? new UnwindLoader(session) : null;
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));

@@ -150,6 +150,38 @@ describe('signals at any point', () => {
   }
 });
 
+describe('samples the kernel cannot keep', () => {
+  it('are counted and shown: in the last line, a warning with the fix, and the JSON summary', async () => {
+    const fixture = await startFixture({ jit: 'jit-on' });
+    const load = startLoad(fixture.port, '/work', 20, 4);
+    const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-lost-'));
+    try {
+      await sleep(500);
+      // Room for 4 unique stacks a second, while --lines current at 999 Hz makes hundreds.
+      const json = join(dir, 'summary.json');
+      const result = await profileToFolded(['--pid', String(fixture.master), '--duration', '3', '-F', '999', '--lines', 'current', '--max-stacks', '4', '--json', json]);
+      expect(result.code, result.stderr).toBe(0);
+      const records = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; lost?: number });
+      const last = records.find((r) => / samples in .* lost$/.test(r.msg));
+      const lost = Number(/; (\d+) lost$/.exec(last?.msg ?? '')?.[1]);
+      expect(lost).toBeGreaterThan(0);
+      const warning = records.find((r) => r.level === 40 && r.msg.includes('--max-stacks'));
+      expect(warning?.msg).toBe(`${lost} samples lost: more unique stacks within a second than --max-stacks 4; consider increasing it`);
+      const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; lost: number };
+      expect(summary.lost).toBe(lost);
+      // What was kept plus what was lost is every sample the kernel took.
+      const taken = Number(/^(\d+) samples in /.exec(last!.msg)?.[1]);
+      expect(summary.totalSamples + summary.lost).toBe(taken);
+      expect(parseFolded(result.folded).reduce((n, st) => n + st.count, 0)).toBe(summary.totalSamples);
+    } finally {
+      load.child.kill();
+      await load.done;
+      await fixture.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a second profiler on the same target', () => {
   it('is refused with one line and exit code 7', async () => {
     const fixture = await startFixture({ jit: 'jit-on' });

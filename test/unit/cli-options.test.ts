@@ -56,6 +56,7 @@ describe('profile (the default command)', () => {
       lines: 'definition',
       unwind: 'cfi',
       btf: '/sys/kernel/btf/vmlinux',
+      maxStacks: 16384,
       width: 1200,
       minwidth: { px: 0.1 },
       colors: 'kind',
@@ -68,7 +69,7 @@ describe('profile (the default command)', () => {
       'profile', '-p', '7', '-d', '2.5', '-F', '499', '-o', 'a.svg', '--folded', 'a.folded', '--pprof', 'a.pb.gz',
       '--speedscope', 'a.json', '--json', 's.json', '--summary', 's.md', '--top', '5', '--no-kernel', '--title', 'T',
       '--width', '800', '--minwidth', '0.5%', '--inverted', '--colors', 'mono', '--log-level', 'debug', '--log-format', 'json',
-      '--lines', 'current', '--unwind', 'fp',
+      '--lines', 'current', '--unwind', 'fp', '--max-stacks', '64',
     );
     expect(p.command).toBe('profile');
     expect(p.opts).toEqual({
@@ -86,6 +87,7 @@ describe('profile (the default command)', () => {
       lines: 'current',
       unwind: 'fp',
       btf: '/sys/kernel/btf/vmlinux',
+      maxStacks: 64,
       title: 'T',
       width: 800,
       minwidth: { percent: 0.5 },
@@ -101,6 +103,7 @@ describe('profile (the default command)', () => {
     [['--pid', '1', '--lines', 'nearby'], "option '--lines <mode>' argument 'nearby' is invalid. Allowed choices are definition, current."],
     [['--pid', '1', '--frequency', 'fast'], "option '-F, --frequency <hz>' argument 'fast' is invalid. frequency must be a whole number from 1 to 10000"],
     [['--pid', '1', '--duration', '-3'], "option '-d, --duration <seconds>' argument '-3' is invalid. duration must be a number of seconds above 0 and at most 86400"],
+    [['--pid', '1', '--max-stacks', '0'], "option '--max-stacks <n>' argument '0' is invalid. max-stacks must be a whole number from 1 to 1048576"],
     [['--pid', '1', '--width', '150'], "option '--width <px>' argument '150' is invalid. width must be a whole number from 200 to 100000"],
     [['--pid', '1', '--minwidth', '101%'], "option '--minwidth <px|pct%>' argument '101%' is invalid. minwidth must be pixels (e.g. 0.1) or a percentage of all samples (e.g. 0.5%), from 0 to 100%"],
     [['--pid', '1', '--minwidth', '-1'], "option '--minwidth <px|pct%>' argument '-1' is invalid. minwidth must be pixels (e.g. 0.1) or a percentage of all samples (e.g. 0.5%), from 0 to 100%"],

@@ -92,6 +92,21 @@ describe('summaryLine and summaryExtra with container pids', () => {
       { pid: 19909, samples: 27 },
     ]);
   });
+
+  it('gives shares of the samples counted, not of those lost, and native walks of those unwound', () => {
+    const lossy: RunStats = {
+      ...stats,
+      samples: 100,
+      lostMapFull: 50,
+      samplesInLua: 25,
+      unwind: { samples: 40, complete: 30, noCfi: 10, badRead: 0, depth: 0, unsupported: 0 },
+      perPid: new Map([[19908, 50]]),
+    };
+    expect(summaryLine(lossy)).toBe(
+      '100 samples in 2.0 s (19908:50); 50.0% in Lua; 75.0% of native walks complete ' +
+        '(stopped early: 10 no CFI, 0 bad read, 0 depth limit, 0 unsupported CFI); 50 lost',
+    );
+  });
 });
 
 // The whole branch over a fake /proc and a fake dockerd.
