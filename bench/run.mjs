@@ -249,8 +249,9 @@ async function get(port, path) {
   return text;
 }
 
-async function wrk(port, path, seconds, { threads = 1, connections = 4 } = {}) {
-  const { child, exited } = spawnTracked('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}${path}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function wrk(port, path, seconds, { threads = 1, connections = 4, cpu = null } = {}) {
+  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}${path}`];
+  const { child, exited } = cpu === null ? spawnTracked('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawnTracked('taskset', ['-c', String(cpu), 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const { code } = await exited;
@@ -443,7 +444,7 @@ async function measureRun(target, mode, dir) {
     const tool0 = tool ? threadsCpuSeconds(tool.pid) : 0;
     const cpu0 = cpuSeconds(worker);
     const sched0 = schedNs(worker);
-    const load = await wrk(target.port, '/work', CFG.windowSec);
+    const load = await wrk(target.port, '/work', CFG.windowSec, { cpu: target.loadCpu });
     const cpu1 = cpuSeconds(worker);
     const sched1 = schedNs(worker);
     const tool1 = tool ? threadsCpuSeconds(tool.pid) : 0;
@@ -477,9 +478,18 @@ async function measureRun(target, mode, dir) {
 async function overhead(result) {
   log(`target overhead: fixture nginx (1 worker, jit-on), wrk -t1 -c4 on /work, ${CFG.windowSec} s windows, ${CFG.reps} repetition(s)`);
   const target = await startNginx('jit-on', 1);
-  result.overheadTarget = { workers: target.workers.length };
+  // The worker on one CPU and wrk on another: no migrations between them,
+  // less noise. The tools are not pinned: they run where the scheduler
+  // puts them, next to the worker or to wrk, as on any machine.
+  if (cpus().length >= 2) {
+    run('taskset', ['-pc', '1', String(target.workers[0])]);
+    target.loadCpu = 0;
+  } else {
+    target.loadCpu = null;
+  }
+  result.overheadTarget = { workers: target.workers.length, pinned: target.loadCpu !== null };
   log(`warming up the JIT (${CFG.warmSec} s of load)`);
-  await wrk(target.port, '/work', CFG.warmSec);
+  await wrk(target.port, '/work', CFG.warmSec, { cpu: target.loadCpu });
   const dir = tempDir('out');
   // none, A, none, B, none, ... none: every tool run sits between two
   // baseline runs; each repetition starts at a different tool.
@@ -784,7 +794,10 @@ function renderMarkdown(result) {
     `The fixture app (nginx + ngx_lua, 1 worker, JIT on, \`/work\`: three Lua functions) saturated by \`wrk -t1 -c4\` on loopback for ${CFG.windowSec} s per run, ` +
       `${CFG.reps} repetition(s) of every tool. Runs alternate with baseline runs (none, A, none, B, ..., none) and each repetition starts at another tool; ` +
       'each tool run is compared with the mean of the two baseline runs around it, and the table shows the median of those ratios (min-max in brackets). ' +
-      'Each tool is started and sampling (the profiler has learned global_State from 5 warm-up requests) before the measured window begins, and stopped after it.',
+      'Each tool is started and sampling (the profiler has learned global_State from 5 warm-up requests) before the measured window begins, and stopped after it. ' +
+      (result.overheadTarget?.pinned
+        ? 'The worker runs on CPU 1 and wrk on CPU 0 (`taskset`), so neither migrates; the tools are not pinned and run wherever the scheduler puts them.'
+        : 'Nothing is pinned (one CPU).'),
   );
   L.push('');
   L.push('- **CPU/request**: the worker\'s utime+stime (`/proc/<worker>/stat`) over the window ÷ the requests wrk completed.');
