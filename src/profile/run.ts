@@ -156,8 +156,8 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       const count = Number(values.readBigUInt64LE(off));
       const id = ids.readBigUInt64LE(off);
       let entry = counted.get(id);
+      const idBuf = ids.subarray(off, off + 8);
       if (!entry) {
-        const idBuf = ids.subarray(off, off + 8);
         const raw = session.mapLookup('stacks', idBuf);
         if (!raw) {
           // The kernel writes the stack before its first count, so this
@@ -168,8 +168,8 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
         const key = decodeSampleKey(raw);
         entry = { key, luaNames: key.flags & SampleFlags.InLua ? symbolizer.luaFrames(key) : [], count: 0 };
         counted.set(id, entry);
-        if (!knownInKernel.has(id)) forgetStack(idBuf, id);
       }
+      if (!knownInKernel.has(id)) forgetStack(idBuf, id);
       entry.count += count;
       samplesSoFar += count;
     }
