@@ -206,20 +206,21 @@ static __always_inline void window_reset(__u32 index)
 		w->valid = 0;
 }
 
-/*
- * Reads 16 bytes of user memory at addr into out through a window: from the
- * copy when it holds them, else the window moves (up or down from addr, the
- * way the walk goes), never below floor (the Lua stack's first slot: what
- * lies before it is not the walk's to read). Where a whole window cannot
- * be read (the end of a mapping is near), reads the bytes alone. Returns 0 when all 16 bytes were
- * read, 1 when only the first 8 were (out->hi is 0 then), < 0 on failure.
- * A global function: the verifier checks it once, not at every call site.
- */
 struct u64_pair {
 	__u64 lo;
 	__u64 hi;
 };
 
+/*
+ * Reads 16 bytes of user memory at addr into out through a window: from the
+ * copy when it holds them, else the window moves (up or down from addr, the
+ * way the walk goes), never below floor (the Lua stack's first slot: what
+ * lies before it is not the walk's to read). Where a whole window cannot
+ * be read (the end of a mapping is near), reads the bytes alone. Returns 0
+ * when all 16 bytes were read, 1 when only the first 8 were (out->hi is 0
+ * then), < 0 on failure. A global function: the verifier checks it once,
+ * not at every call site.
+ */
 __noinline int read_windowed(__u32 index, __u64 addr, __u64 floor, struct u64_pair *out)
 {
 	struct window *w = bpf_map_lookup_elem(&windows, &index);
