@@ -283,16 +283,50 @@ static __always_inline __u64 frame_base(const struct lj_offsets *off, struct pro
 	return block_u64(l_head, LJ_L_HEAD_SIZE, off->L_base);
 }
 
+/*
+ * G->vmstate, G->cur_L and G->jit_base. In every layout we know they lie
+ * within LJ_G_SPAN bytes, read at once (from vmstate up to whichever of the
+ * two refs ends last, so the read stays inside global_State); else one read
+ * each.
+ */
+#define LJ_G_SPAN 256
+static __always_inline int read_g_fields(const struct lj_offsets *off, __u64 G, __s32 *vmstate,
+					 __u64 *L, __u64 *jit_base)
+{
+	__u32 index = WINDOW_G;
+	struct window *buf = bpf_map_lookup_elem(&windows, &index);
+	__s32 lo = off->G_vmstate;
+	__s32 hi = (off->G_cur_L > off->G_jit_base ? off->G_cur_L : off->G_jit_base) + 8;
+	__u32 size = hi - lo;
+
+	if (buf && lo >= 0 && lo < off->G_cur_L && lo < off->G_jit_base && size <= LJ_G_SPAN) {
+		if (bpf_probe_read_user(buf->bytes, verifier_mask(size, WINDOW_BYTES - 1), (void *)(G + lo)))
+			return -1;
+		/* Both refs end by lo + size (how size was chosen): no stale byte is used. */
+		*vmstate = (__s32)block_u64(buf->bytes, LJ_G_SPAN, 0);
+		*L = block_u64(buf->bytes, LJ_G_SPAN, off->G_cur_L - lo);
+		*jit_base = block_u64(buf->bytes, LJ_G_SPAN, off->G_jit_base - lo);
+	} else {
+		if (bpf_probe_read_user(vmstate, sizeof(*vmstate), (void *)(G + off->G_vmstate)) ||
+		    read_ref(off, G + off->G_cur_L, L) || read_ref(off, G + off->G_jit_base, jit_base))
+			return -1;
+	}
+	if (!off->gc64) {
+		*L = (__u32)*L;
+		*jit_base = (__u32)*jit_base;
+	}
+	return 0;
+}
+
 /* Walks the Lua frames into key; returns the stack id extended by them. */
 static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *uregs,
 				      struct sample_key *key, __u64 id)
 {
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	__u64 G = st->g, L, jit_base = 0, stack, base, leaf_pc = 0;
-	__u64 cur[2] = {};
+	__u64 G = st->g, L = 0, jit_base = 0, stack, base, leaf_pc = 0;
 	__u8 l_head[LJ_L_HEAD_SIZE] = {};
 	__s32 vmstate = 0;
-	__u32 jit_at, l_size;
+	__u32 l_size;
 
 	if (!off)
 		return id;
@@ -305,18 +339,8 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	if (off->L_maxstack > l_size)
 		l_size = off->L_maxstack;
 	l_size += 8;
-	/* cur_L and jit_base are neighbours in global_State: read them together. */
-	if (bpf_probe_read_user(cur, sizeof(cur), (void *)(G + off->G_cur_L)))
+	if (read_g_fields(off, G, &vmstate, &L, &jit_base))
 		return id;
-	L = off->gc64 ? cur[0] : (__u32)cur[0];
-	jit_at = off->G_jit_base - off->G_cur_L;
-	if (jit_at <= sizeof(cur) - 8) {
-		jit_base = block_u64((const __u8 *)cur, sizeof(cur), jit_at);
-		if (!off->gc64)
-			jit_base = (__u32)jit_base;
-	} else if (read_ref(off, G + off->G_jit_base, &jit_base)) {
-		jit_base = 0;
-	}
 	if (!L || l_size >= LJ_L_HEAD_SIZE ||
 	    bpf_probe_read_user(l_head, verifier_mask(l_size, LJ_L_HEAD_SIZE - 1), (void *)L))
 		return id;
@@ -326,8 +350,6 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	 * VM or in C code it called.
 	 */
 	if (!block_u64(l_head, LJ_L_HEAD_SIZE, off->L_cframe))
-		return id;
-	if (bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(G + off->G_vmstate)))
 		return id;
 	stack = l_head_ref(off, l_head, off->L_stack);
 	if (!stack)

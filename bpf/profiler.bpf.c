@@ -126,6 +126,7 @@ struct {
 enum window_index {
 	WINDOW_NATIVE = 0, /* read upwards from its start */
 	WINDOW_LUA = 1,    /* read downwards from its end */
+	WINDOW_G = 2,      /* global_State from vmstate to jit_base (lua_walk.bpf.h) */
 	WINDOW__COUNT,
 };
 struct window {
