@@ -787,6 +787,7 @@ function renderMarkdown(result) {
   L.push(`| apisix-profile | commit ${m.commit} |`);
   L.push(`| load average | ${m.loadStart} at the start, ${result.loadEnd} at the end (1, 5, 15 min) |`);
   L.push(`| bench duration | ${Math.round(result.seconds)} s |`);
+  L.push(`| CPU time stolen by the hypervisor | ${fmt(result.stealPct, 1)}% during the bench (/proc/stat steal: other guests on the host; the more, the noisier every ratio below) |`);
   L.push('');
   L.push('## Target overhead');
   L.push('');
@@ -980,8 +981,16 @@ async function preflight() {
   }
 }
 
+/** The machine's CPU time so far, in ticks: all of it, and what the hypervisor stole (/proc/stat). */
+function cpuTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is inside user)
+  return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+}
+
 async function main() {
   const t0 = Date.now();
+  const ticks0 = cpuTicks();
   await preflight();
   const result = { machine: machine() };
   result.statsVia = await enableBpfStats();
@@ -995,6 +1004,8 @@ async function main() {
   } finally {
     result.loadEnd = loadavg().map((x) => x.toFixed(2)).join(' ');
     result.seconds = (Date.now() - t0) / 1000;
+    const ticks1 = cpuTicks();
+    result.stealPct = ticks1.total > ticks0.total ? (100 * (ticks1.steal - ticks0.steal)) / (ticks1.total - ticks0.total) : NaN;
   }
   const md = renderMarkdown(result);
   const out = process.env.BENCH_OUT ?? (QUICK ? '' : join(root, 'docs', 'BENCHMARKS.md'));
