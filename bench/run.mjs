@@ -835,14 +835,18 @@ function renderMarkdown(result) {
       '**BPF ns per sample** is the programs\' total run time from load to the end of the window ÷ the samples of the target the tool reported for its whole run (the window plus a few seconds around it).',
   );
   L.push('');
-  L.push('| tool | process CPU | BPF CPU | total | goal (99 Hz) | BPF runs/s | BPF ns per run | BPF ns per sample | samples of the target per run |');
-  L.push('|---|---|---|---|---|---|---|---|---|');
+  L.push('| tool | process CPU | BPF CPU | total | goal (99 Hz) | BPF runs/s | BPF ns per run | BPF ns per sample | ÷ bpftrace\'s at that rate | samples of the target per run |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  // BPF cost per sample against bpftrace's in the same run: a machine
+  // twice as slow doubles both, so this ratio compares across machines.
+  const bpftraceNs = new Map(rows.filter((x) => x.mode.kind === 'bpftrace').map((x) => [x.mode.hz, x.bpfNsPerSample]));
   for (const r of rows) {
+    const vsBpftrace = r.mode.kind === 'profiler' && bpftraceNs.has(r.mode.hz) ? `${fmt(r.bpfNsPerSample / bpftraceNs.get(r.mode.hz), 2)}×` : '';
     const bpf = r.mode.kind === 'perf' ? NaN : r.bpfPct;
     const total = r.toolCpuPct + (Number.isFinite(bpf) ? bpf : 0);
     const goal = r.mode.kind === 'profiler' && r.mode.hz === 99 ? (total <= 0.5 ? '≤ 0.5%: met' : '≤ 0.5%: **not met**') : '';
     L.push(
-      `| ${r.mode.name} | ${fmt(r.toolCpuPct, 2)}% | ${r.mode.kind === 'perf' ? 'n/a (no BPF)' : `${fmt(bpf, 3)}%`} | ${fmt(total, 2)}% | ${goal} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfRunsPerSec, 0)} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfNsPerRun, 0)} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfNsPerSample, 0)} | ${fmt(r.samplesPerRun, 0)} |`,
+      `| ${r.mode.name} | ${fmt(r.toolCpuPct, 2)}% | ${r.mode.kind === 'perf' ? 'n/a (no BPF)' : `${fmt(bpf, 3)}%`} | ${fmt(total, 2)}% | ${goal} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfRunsPerSec, 0)} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfNsPerRun, 0)} | ${r.mode.kind === 'perf' ? '' : fmt(r.bpfNsPerSample, 0)} | ${vsBpftrace} | ${fmt(r.samplesPerRun, 0)} |`,
     );
   }
   L.push('');
