@@ -19,19 +19,24 @@ export interface LuaFramesInput {
 export interface LuaFrameNamer {
   reader: PrototypeReader | null;
   lines: LineMode;
-  /** Names a C function by its address. */
-  nativeName(addr: bigint): string;
 }
 
+/**
+ * One frame's name, or the address of the C function it is: C functions
+ * are named from the ELF files like any native frame, which needs no live
+ * process and so can wait until sampling is over.
+ */
+export type LuaFrameName = string | bigint;
+
 /** Names for the frames, leaf first, same order as input.words. */
-export function nameLuaFrames(input: LuaFramesInput, namer: LuaFrameNamer): string[] {
+export function nameLuaFrames(input: LuaFramesInput, namer: LuaFrameNamer): LuaFrameName[] {
   const { words, positions } = input;
   const { reader } = namer;
   return words.map((word, i) => {
     const kind = luaFrameKind(word);
     const payload = luaFramePayload(word);
     if (kind === LuaFrameKind.Fast) return reader ? fastFunctionName(reader.table, Number(payload)) : `builtin#${payload}`;
-    if (kind === LuaFrameKind.C) return namer.nativeName(payload);
+    if (kind === LuaFrameKind.C) return payload;
     if (kind !== LuaFrameKind.Lua || !reader) return '[unknown Lua frame]';
     const pt = reader.proto(payload);
     if (!pt) return '(unknown Lua function)';

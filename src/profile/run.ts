@@ -25,7 +25,7 @@ import {
 } from '../native/abi.js';
 import { type NativeSession, openNativeSession } from '../native/addon.js';
 import { packageRoot } from '../package-root.js';
-import type { LineMode } from '../luajit/lua-frames.js';
+import type { LineMode, LuaFrameName } from '../luajit/lua-frames.js';
 import type { Stack } from '../report/stack.js';
 import { EMPTY_KERNEL_SYMBOLS, readKallsyms } from '../symbolize/kallsyms.js';
 import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-symbolizer.js';
@@ -70,7 +70,7 @@ export type { RunStats } from './stats.js';
 /** A stack counted while sampling: its key, its Lua frames' names, its samples. */
 interface CountedStack {
   key: SampleKey;
-  luaNames: string[];
+  luaNames: LuaFrameName[];
   count: number;
 }
 
@@ -142,9 +142,10 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   // Counts arrive by stack id; a stack is copied out of the kernel once,
   // then its id goes into `known` so the kernel stops copying it. While
   // sampling, a new stack gets only what cannot wait: the names of its Lua
-  // frames, read from the live process (the GC may free a prototype). Its
-  // native frames are named, and every stack folded, after sampling: each
-  // drain's CPU time is taken from the target, the report's is not.
+  // functions, read from the live process (the GC may free a prototype).
+  // Its native frames and C functions are named, and every stack folded,
+  // after sampling: each drain's CPU time is taken from the target, the
+  // report's is not.
   const counted = new Map<bigint, CountedStack>();
   const knownInKernel = new Set<bigint>();
   let lostWithoutStack = 0;
@@ -166,7 +167,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
           continue;
         }
         const key = decodeSampleKey(raw);
-        entry = { key, luaNames: key.flags & SampleFlags.InLua ? symbolizer.luaFrames(key) : [], count: 0 };
+        entry = { key, luaNames: key.flags & SampleFlags.InLua ? symbolizer.liveLuaFrames(key) : [], count: 0 };
         counted.set(id, entry);
       }
       if (!knownInKernel.has(id)) forgetStack(idBuf, id);
@@ -181,7 +182,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
       const stack = assembleStack(entry.key, {
         kernel: (addr) => symbolizer.kernel(addr),
         user: (pid, addr) => symbolizer.user(pid, addr),
-        luaFrames: () => entry.luaNames,
+        luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
       });
       const text = stack.frames.join(';');
       aggregate.set(text, (aggregate.get(text) ?? 0) + entry.count);

@@ -4,7 +4,7 @@
 // when an address falls outside what it knew.
 import type { FrameResolvers, UserFrame } from '../profile/assemble.js';
 import type { LuajitTable } from '../luajit/offset-tables.js';
-import { type LineMode, nameLuaFrames } from '../luajit/lua-frames.js';
+import { type LineMode, type LuaFrameName, nameLuaFrames } from '../luajit/lua-frames.js';
 import { PrototypeReader } from '../luajit/prototypes.js';
 import { tracePosition } from '../luajit/traces.js';
 import type { SampleKey } from '../native/abi.js';
@@ -32,6 +32,8 @@ export class ProcessSymbolizer implements FrameResolvers {
   private readonly kernels = new Map<bigint, string>();
   private readonly readers = new Map<number, PrototypeReader>();
   private readonly objects = new Map<string, ElfObject>();
+  /** Lua frame names by a stack's Lua part: pid, leaf position, frame words and positions. */
+  private readonly luaParts = new Map<string, LuaFrameName[]>();
 
   constructor(
     private readonly contexts: Map<number, ProcessContext>,
@@ -59,7 +61,18 @@ export class ProcessSymbolizer implements FrameResolvers {
     return frame;
   }
 
+  /** Every Lua frame's name, C functions included (FrameResolvers). */
   luaFrames(key: SampleKey): string[] {
+    return this.nameCFunctions(key.pid, this.liveLuaFrames(key));
+  }
+
+  /**
+   * The names that need the live process: Lua functions, read from its
+   * memory while their prototypes surely exist (the GC may free them).
+   * C functions stay addresses for nameCFunctions. Stacks that differ only
+   * in their native frames share their Lua part, which is named once.
+   */
+  liveLuaFrames(key: SampleKey): LuaFrameName[] {
     const ctx = this.contexts.get(key.pid);
     const reader = ctx ? this.readerFor(ctx) : null;
     let leafPc: bigint | null = null;
@@ -67,10 +80,18 @@ export class ProcessSymbolizer implements FrameResolvers {
     if (this.lines === 'current' && reader && ctx?.g && key.vmstate > 0 && key.user.length > 0) {
       leafPc = tracePosition(reader, ctx.g, key.vmstate, key.user[0])?.pc ?? null;
     }
-    return nameLuaFrames(
-      { words: key.lua, positions: key.luaPos, leafPc },
-      { reader, lines: this.lines, nativeName: (addr) => this.user(key.pid, addr).name },
-    );
+    const luaPart = `${key.pid}/${leafPc ?? ''}/${key.lua.join(',')}/${key.luaPos.join(',')}`;
+    let names = this.luaParts.get(luaPart);
+    if (!names) {
+      names = nameLuaFrames({ words: key.lua, positions: key.luaPos, leafPc }, { reader, lines: this.lines });
+      this.luaParts.set(luaPart, names);
+    }
+    return names;
+  }
+
+  /** Names the C functions among a process's Lua frame names (from its ELF files). */
+  nameCFunctions(pid: number, names: readonly LuaFrameName[]): string[] {
+    return names.map((name) => (typeof name === 'string' ? name : this.user(pid, name).name));
   }
 
   private readerFor(ctx: ProcessContext): PrototypeReader | null {

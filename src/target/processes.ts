@@ -62,31 +62,36 @@ export function expandTarget(target: ProcessInfo, all: ProcessInfo[]): ProcessIn
 export function workersOfMaster(pid: number, procRoot = '/proc'): (() => number[]) | undefined {
   const target = readProcess(pid, procRoot);
   if (!target || !isNginxMaster(target)) return undefined;
-  // Asked every second while sampling: read the master's children list
-  // instead of scanning all of /proc.
+  // Asked every second while sampling, on the CPUs the target runs on: one
+  // read of the master's children list, and a look at a child only until
+  // it has become a worker (a new child carries the master's title until
+  // it sets its own, so one not yet a worker is looked at again).
+  const workers = new Set<number>();
   return () => {
-    const master = readProcess(pid, procRoot);
-    if (!master) return [];
-    return expandTarget(master, childProcesses(pid, procRoot)).map((p) => p.pid);
+    const children = childPids(pid, procRoot);
+    if (children === null) {
+      if (!readProcess(pid, procRoot)) return [];
+      return expandTarget(target, listProcesses(procRoot)).map((p) => p.pid);
+    }
+    for (const known of workers) if (!children.includes(known)) workers.delete(known);
+    for (const child of children) {
+      if (workers.has(child)) continue;
+      const p = readProcess(child, procRoot);
+      if (p && p.ppid === pid && isNginxWorker(p)) workers.add(child);
+    }
+    return [...workers].sort((a, b) => a - b);
   };
 }
 
-/**
- * The children of pid, from /proc/<pid>/task/<pid>/children; from a scan of
- * every process where that file is missing (kernels without
- * CONFIG_PROC_CHILDREN).
- */
-export function childProcesses(pid: number, procRoot = '/proc'): ProcessInfo[] {
-  let text = '';
+/** Pids in /proc/<pid>/task/<pid>/children; null when it cannot be read (process gone, or a kernel without CONFIG_PROC_CHILDREN). */
+function childPids(pid: number, procRoot: string): number[] | null {
   try {
-    text = readFileSync(`${procRoot}/${pid}/task/${pid}/children`, 'utf8');
+    return readFileSync(`${procRoot}/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x !== '')
+      .map(Number);
   } catch {
-    return listProcesses(procRoot).filter((p) => p.ppid === pid);
+    return null;
   }
-  return text
-    .trim()
-    .split(/\s+/)
-    .filter((x) => x !== '')
-    .map((x) => readProcess(Number(x), procRoot))
-    .filter((p): p is ProcessInfo => p !== null);
 }

@@ -96,6 +96,20 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(key.luaPos).toEqual([]);
   });
 
+  it('reads the same key out of a buffer that does not start on an 8-byte boundary', () => {
+    const backing = Buffer.alloc(abi.SAMPLE_KEY_SIZE + 3);
+    const buf = backing.subarray(3);
+    buf.writeUInt16LE(2, 14);
+    buf.writeUInt16LE(1, 16);
+    buf.writeBigUInt64LE(0x7f0011223344n, 24 + 8 * abi.MAX_KERNEL_FRAMES);
+    buf.writeBigUInt64LE(0x401000n, 24 + 8 * abi.MAX_KERNEL_FRAMES + 8);
+    buf.writeBigUInt64LE(0x2000000000abcdefn, 24 + 8 * (abi.MAX_KERNEL_FRAMES + abi.MAX_USER_FRAMES));
+    const key = abi.decodeSampleKey(buf);
+    expect(key.user).toEqual([0x7f0011223344n, 0x401000n]);
+    expect(key.lua).toEqual([0x2000000000abcdefn]);
+    expect(abi.decodeSampleKey(Buffer.from(buf))).toEqual(key);
+  });
+
   it('writes the mapping generation the kernel keys its row cache by', () => {
     const buf = abi.encodeProcMappings([{ start: 0x1000n, end: 0x2000n, bias: 0n, rowFirst: 5, rowCount: 6 }], 7);
     expect(buf.readUInt32LE(0)).toBe(1);

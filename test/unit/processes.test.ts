@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { expandTarget, parseStat, type ProcessInfo } from '../../src/target/processes.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expandTarget, parseStat, type ProcessInfo, workersOfMaster } from '../../src/target/processes.js';
 
 describe('parseStat', () => {
   it('reads pid, comm and ppid even when comm holds spaces and parentheses', () => {
@@ -26,5 +29,52 @@ describe('expandTarget', () => {
   it('keeps a worker or any other process as itself', () => {
     expect(expandTarget(all[1], all).map((x) => x.pid)).toEqual([12]);
     expect(expandTarget(p(99, 1, 'luajit app.lua'), all).map((x) => x.pid)).toEqual([99]);
+  });
+});
+
+describe('workersOfMaster', () => {
+  const procRoot = mkdtempSync(join(tmpdir(), 'apisix-profile-procs-'));
+  afterAll(() => rmSync(procRoot, { recursive: true, force: true }));
+  const writeProc = (pid: number, ppid: number, cmdline: string) => {
+    const d = join(procRoot, String(pid));
+    mkdirSync(join(d, 'task', String(pid)), { recursive: true });
+    writeFileSync(join(d, 'stat'), `${pid} (nginx) S ${ppid} ${pid} ${pid} 0 -1 4194560 0 0 0 0\n`);
+    writeFileSync(join(d, 'cmdline'), cmdline.split(' ').join('\0') + '\0');
+  };
+  const setChildren = (pid: number, children: number[]) =>
+    writeFileSync(join(procRoot, String(pid), 'task', String(pid), 'children'), children.map((c) => `${c} `).join(''));
+
+  it('follows the children list: a new child counts once it is titled a worker, an exited one drops out', () => {
+    writeProc(10, 1, 'nginx: master process nginx');
+    writeProc(11, 10, 'nginx: worker process');
+    // Just forked: still the master's title.
+    writeProc(12, 10, 'nginx: master process nginx');
+    writeProc(13, 10, 'nginx: cache manager process');
+    setChildren(10, [11, 12, 13]);
+    const workers = workersOfMaster(10, procRoot)!;
+    expect(workers()).toEqual([11]);
+    writeProc(12, 10, 'nginx: worker process');
+    expect(workers()).toEqual([11, 12]);
+    // nginx -s reload: 11 has exited, 14 is new; 15 is listed but already gone.
+    rmSync(join(procRoot, '11'), { recursive: true });
+    writeProc(14, 10, 'nginx: worker process');
+    setChildren(10, [12, 13, 14, 15]);
+    expect(workers()).toEqual([12, 14]);
+  });
+
+  it('scans every process where the children list is missing, and finds none once the master is gone', () => {
+    writeProc(20, 1, 'nginx: master process nginx');
+    writeProc(21, 20, 'nginx: worker process');
+    writeProc(22, 1, 'nginx: worker process');
+    const workers = workersOfMaster(20, procRoot)!;
+    expect(workers()).toEqual([21]);
+    rmSync(join(procRoot, '20'), { recursive: true });
+    expect(workers()).toEqual([]);
+  });
+
+  it('is undefined for a process that is not an nginx master', () => {
+    writeProc(30, 1, 'nginx: worker process');
+    expect(workersOfMaster(30, procRoot)).toBeUndefined();
+    expect(workersOfMaster(31, procRoot)).toBeUndefined();
   });
 });
