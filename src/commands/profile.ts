@@ -283,21 +283,22 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const signal = ctx.interrupts();
   signal.addEventListener('abort', () => log.info(`${String(signal.reason)}: stopping early, writing what was sampled`), { once: true });
 
-  // The live line: elapsed and remaining time, samples so far (counted at
-  // each drain, about once a second).
-  let ticker: NodeJS.Timeout | undefined;
-  let samplesSoFar = 0;
+  // The live line: elapsed and remaining time, samples so far. It is
+  // redrawn after each drain (about once a second), when the run wakes
+  // anyway: a timer of its own would wake the profiler, on the CPUs the
+  // target runs on, and on this machine double its CPU time while sampling.
+  let sampling: { began: number; samples: number } | null = null;
   const startMs = Date.now();
+  const drawProgress = (): void => {
+    if (sampling) status.set(progressText((Date.now() - sampling.began) / 1000, opts.duration, sampling.samples));
+  };
   const onPhase = (phase: 'sampling' | 'stopped'): void => {
     if (!status.enabled) return;
     if (phase === 'sampling') {
-      const began = Date.now();
-      const tick = () => status.set(progressText((Date.now() - began) / 1000, opts.duration, samplesSoFar));
-      tick();
-      ticker = setInterval(tick, 250);
-      ticker.unref();
+      sampling = { began: Date.now(), samples: 0 };
+      drawProgress();
     } else {
-      clearInterval(ticker);
+      sampling = null;
       status.set('sampling stopped: reading the last samples and naming frames');
     }
   };
@@ -318,11 +319,12 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       signal,
       onPhase,
       onProgress: (samples) => {
-        samplesSoFar = samples;
+        if (!sampling) return;
+        sampling.samples = samples;
+        drawProgress();
       },
     });
   } finally {
-    clearInterval(ticker);
     status.clear();
   }
 

@@ -49,6 +49,28 @@ describe('ending a run early', () => {
       expect(existsSync(join(dir, `.${signal}.svg.${child.pid}.tmp`))).toBe(false);
     });
   }
+
+  it('on a terminal, redraws its live line after each drain, about once a second, with the samples so far', async () => {
+    const load = startLoad(fixture.port, '/work', 6);
+    const svg = join(dir, 'tty.svg');
+    // script(1) gives the profiler a terminal and copies what it draws to our stdout.
+    const command = [process.execPath, join(repoRoot, 'bin/apisix-profile.js'), '--pid', String(fixture.master), '--duration', '3', '-o', svg].join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    load.child.kill();
+    await load.done;
+    expect(code, out).toBe(0);
+    const draws = [...out.matchAll(/sampling \[[^\]]*\] [^,]+ of 3\.0 s, [^,]+ left, (\d+) samples/g)].map((m) => Number(m[1]));
+    // The first draw, then one per drain: no timer of its own redraws it in between.
+    expect(draws.length, out).toBeGreaterThanOrEqual(3);
+    expect(draws.length, out).toBeLessThanOrEqual(6);
+    expect(draws[0]).toBe(0);
+    expect(draws.every((n, i) => i === 0 || n >= draws[i - 1])).toBe(true);
+    expect(draws.at(-1)).toBeGreaterThan(0);
+    expect(out).toContain('sampling stopped: reading the last samples and naming frames');
+  });
 });
 
 describe('bad input', () => {
