@@ -285,8 +285,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
 
   // The live line: elapsed and remaining time, samples so far. It is
   // redrawn after each drain (about once a second), when the run wakes
-  // anyway: a timer of its own would wake the profiler, on the CPUs the
-  // target runs on, and on this machine double its CPU time while sampling.
+  // anyway: a timer of its own woke the profiler four times a second, on
+  // the CPUs the target runs on, and doubled its CPU time while sampling.
   let sampling: { began: number; samples: number } | null = null;
   const startMs = Date.now();
   const drawProgress = (): void => {
