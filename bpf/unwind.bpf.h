@@ -19,6 +19,7 @@ struct native_walk {
 	__u64 g;
 	__u64 vm_ip;      /* an address inside the VM, for trace frames */
 	__u64 vm_hi;      /* [vm_ip, vm_hi): the VM's code */
+	__u64 stack_top;  /* the stack is readable up to here; 0: unknown */
 	__u64 id;         /* stack id so far (stack_id_mix) */
 	__u32 pid;
 	__u32 n;
@@ -118,20 +119,21 @@ static __always_inline int resolve_row(struct native_walk *u, __u64 addr, struct
 }
 
 /* Eight bytes of user stack at addr. */
-static __always_inline int read_stack_u64(__u64 addr, __u64 *out)
+static __always_inline int read_stack_u64(const struct native_walk *u, __u64 addr, __u64 *out)
 {
 	struct u64_pair v = {};
 
-	if (read_windowed(WINDOW_NATIVE, addr, 0, &v) < 0)
+	if (read_windowed(WINDOW_NATIVE, addr, u->stack_top, &v) < 0)
 		return -1;
 	*out = v.lo;
 	return 0;
 }
 
 /* Sixteen bytes of user stack at addr. */
-static __always_inline int read_stack_pair(__u64 addr, struct u64_pair *out)
+static __always_inline int read_stack_pair(const struct native_walk *u, __u64 addr,
+					   struct u64_pair *out)
 {
-	return read_windowed(WINDOW_NATIVE, addr, 0, out) == 0 ? 0 : -1;
+	return read_windowed(WINDOW_NATIVE, addr, u->stack_top, out) == 0 ? 0 : -1;
 }
 
 /* The trace being run lowered rsp below the VM's frame by its spadjust. */
@@ -160,7 +162,7 @@ static __always_inline long frame_pointer_step(struct native_walk *u)
 	struct u64_pair pair = {}; /* saved rbp, then the return address */
 
 	if (!u->bp || u->bp < u->sp || u->bp - u->sp > (8 << 20) ||
-	    read_stack_pair(u->bp, &pair)) {
+	    read_stack_pair(u, u->bp, &pair)) {
 		u->flags |= SAMPLE_UNWIND_NO_CFI;
 		return 1;
 	}
@@ -224,7 +226,7 @@ static long unwind_step(__u32 index, void *data)
 	if (u->n == 1 && lookup >= u->vm_ip && lookup < u->vm_hi) {
 		__u64 top = 0;
 
-		if (read_stack_u64(u->sp, &top) == 0 && top >= u->vm_ip && top < u->vm_hi)
+		if (read_stack_u64(u, u->sp, &top) == 0 && top >= u->vm_ip && top < u->vm_hi)
 			u->sp += 8;
 	}
 	switch (kind) {
@@ -250,18 +252,18 @@ static long unwind_step(__u32 index, void *data)
 		/* The usual prologue (push rbp right after the call): one read for both. */
 		struct u64_pair pair = {};
 
-		if (read_stack_pair(cfa + row.rbp_offset, &pair)) {
+		if (read_stack_pair(u, cfa + row.rbp_offset, &pair)) {
 			u->flags |= SAMPLE_UNWIND_BAD_READ;
 			return 1;
 		}
 		u->bp = pair.lo;
 		ra = pair.hi;
 	} else {
-		if (read_stack_u64(cfa + row.ra_offset, &ra)) {
+		if (read_stack_u64(u, cfa + row.ra_offset, &ra)) {
 			u->flags |= SAMPLE_UNWIND_BAD_READ;
 			return 1;
 		}
-		if (row.rbp_offset && read_stack_u64(cfa + row.rbp_offset, &u->bp)) {
+		if (row.rbp_offset && read_stack_u64(u, cfa + row.rbp_offset, &u->bp)) {
 			u->flags |= SAMPLE_UNWIND_BAD_READ;
 			return 1;
 		}
@@ -273,7 +275,8 @@ static long unwind_step(__u32 index, void *data)
 
 /* Walks the native frames into key; returns the stack id extended by them. */
 static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mappings *pm,
-					 struct pt_regs *uregs, struct sample_key *key, __u64 id)
+					 struct pt_regs *uregs, struct sample_key *key,
+					 __u64 stack_top, __u64 id)
 {
 	struct native_walk u = {
 		.ip = BPF_CORE_READ(uregs, ip),
@@ -282,6 +285,7 @@ static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mapp
 		.g = st->g,
 		.vm_ip = st->vm_lo,
 		.vm_hi = st->vm_hi,
+		.stack_top = stack_top,
 		.pid = key->pid,
 		.table = st->table,
 		.vmstate = key->vmstate,
