@@ -880,7 +880,7 @@ function renderMarkdown(result) {
     L.push(`| ${r.mode.name} | ${fmt(r.uprobePerReq, 5)} ${r.uprobePerReq === 0 ? '(goal 0: met)' : '(goal 0: **not met**)'} | ${r.uprobeHits.join(', ')} |`);
   }
   L.push('');
-  L.push('The profiler's own count (`counters.uprobeHits` in its `--json` summary) covers the whole run, the warm-up requests included; the figures above count the window alone.');
+  L.push("The profiler's own count (`counters.uprobeHits` in its `--json` summary) covers the whole run, the warm-up requests included; the figures above count the window alone.");
   L.push('');
   L.push('## Report speed and memory');
   L.push('');
