@@ -23,29 +23,8 @@
 #define LJ_FF_LUA 0
 #define LJ_FF_C 1
 
-/*
- * State of one frame walk. bpf_loop() verifies the step once instead of
- * once per iteration, so it holds plain scalars only: the offsets the step
- * needs are copied in, and the key is looked up again in each step.
- */
-struct walk_state {
-	__u64 frame;  /* link slot of the current frame */
-	__u64 bottom; /* first slot that is not a frame */
-	__u64 L;
-	__u64 link_pc; /* return PC the frame above left in this frame's function */
-	__u64 id;     /* stack id so far (stack_id_mix) */
-	__u32 n;      /* Lua frames recorded */
-	__u32 flags;
-	__s32 gc64;
-	__s32 fr2;
-	__s32 fn_ffid;
-	__s32 fn_pc;
-	__s32 fn_c_f;
-	__s32 pt_size;
-};
-
 /* Reads the function and link word of the frame whose link slot is at frame. */
-static __always_inline int read_frame(const struct walk_state *w, __u64 frame,
+static __always_inline int read_frame(const struct lua_walk *w, __u64 frame,
 				      __u64 *fn, __u64 *ftsz)
 {
 	if (w->fr2) {
@@ -90,7 +69,7 @@ static __always_inline __u64 block_u64(const __u8 *block, __u32 size, __u32 at)
  * function also gives its bytecode start (*bc), so the frame's position
  * needs no second read of the function object.
  */
-static __always_inline __u64 encode_function(const struct walk_state *w, __u64 fn, __u64 *bc)
+static __always_inline __u64 encode_function(const struct lua_walk *w, __u64 fn, __u64 *bc)
 {
 	__u8 head[LJ_FN_HEAD_SIZE] = {};
 	/* Exactly what the smaller object (GCfuncL) has: no read past it. */
@@ -128,7 +107,7 @@ static __always_inline __u64 encode_function(const struct walk_state *w, __u64 f
  * an instruction index into the function's bytecode (bc; 0: not a Lua
  * function). 0 when unknown.
  */
-static __always_inline __u32 function_position(const struct walk_state *w, __u64 bc)
+static __always_inline __u32 function_position(const struct lua_walk *w, __u64 bc)
 {
 	if (!w->link_pc || !bc || w->link_pc <= bc || w->link_pc - bc > (1ULL << 26))
 		return 0;
@@ -142,7 +121,7 @@ static __always_inline __u32 function_position(const struct walk_state *w, __u64
  */
 #define LJ_FRAME_CONT 2
 #define LJ_CONT_FFI_CALLBACK 1
-static __always_inline bool entered_from_c(const struct walk_state *w, __u64 frame, __u64 ftsz)
+static __always_inline bool entered_from_c(const struct lua_walk *w, __u64 frame, __u64 ftsz)
 {
 	struct u64_pair slot = {};
 
@@ -156,18 +135,25 @@ static __always_inline bool entered_from_c(const struct walk_state *w, __u64 fra
 	return (w->fr2 ? slot.lo : (__u32)slot.lo) == LJ_CONT_FFI_CALLBACK;
 }
 
-/* One frame of the walk; returns 1 to stop. */
-static long walk_step(__u32 index, void *data)
+/*
+ * One frame of the walk in walks[0].lua into scratch[0]; returns 1 to stop.
+ * A global function: the verifier checks it once, with nothing known about
+ * the walk's state, whatever the caller's loop looks like.
+ */
+__noinline int lua_walk_step(void)
 {
-	struct walk_state *w = data;
+	struct walk_scratch *ws;
 	struct sample_key *key;
+	struct lua_walk *w;
 	__u32 zero = 0, ins;
 	__u64 fn, ftsz, pc, bc;
 
-	if (w->frame <= w->bottom)
-		return 1;
+	ws = bpf_map_lookup_elem(&walks, &zero);
 	key = bpf_map_lookup_elem(&scratch, &zero);
-	if (!key)
+	if (!ws || !key)
+		return 1;
+	w = &ws->lua;
+	if (w->frame <= w->bottom)
 		return 1;
 	if (read_frame(w, w->frame, &fn, &ftsz)) {
 		w->flags |= SAMPLE_LUA_BAD_READ;
@@ -325,8 +311,10 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
 	__u64 G = st->g, L = 0, jit_base = 0, stack, base, leaf_pc = 0;
 	__u8 l_head[LJ_L_HEAD_SIZE] = {};
+	struct walk_scratch *ws;
+	struct lua_walk *w;
 	__s32 vmstate = 0;
-	__u32 l_size;
+	__u32 l_size, zero = 0;
 
 	if (!off)
 		return id;
@@ -363,27 +351,34 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	/* The interpreter keeps the next instruction's address in PC (rbx). */
 	if (cfg.leaf_pc && (key->flags & SAMPLE_BASE_FROM_REG))
 		leaf_pc = BPF_CORE_READ(uregs, bx);
-	struct walk_state w = {
-		.frame = base - LJ_TVALUE_SIZE,
-		.link_pc = leaf_pc,
-		.id = id,
-		.bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0),
-		.L = L,
-		.gc64 = off->gc64,
-		.fr2 = off->fr2,
-		.fn_ffid = off->fn_ffid,
-		.fn_pc = off->fn_pc,
-		.fn_c_f = off->fn_c_f,
-		.pt_size = off->pt_size,
-	};
-	/* One more step than frames fits, so a full stack still sees its end. */
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return id;
+	w = &ws->lua;
+	w->frame = base - LJ_TVALUE_SIZE;
+	w->link_pc = leaf_pc;
+	w->id = id;
+	w->bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0);
+	w->L = L;
+	w->n = 0;
+	w->flags = 0;
+	w->gc64 = off->gc64;
+	w->fr2 = off->fr2;
+	w->fn_ffid = off->fn_ffid;
+	w->fn_pc = off->fn_pc;
+	w->fn_c_f = off->fn_c_f;
+	w->pt_size = off->pt_size;
 	window_reset(WINDOW_LUA);
-	bpf_loop(MAX_LUA_FRAMES + 1, walk_step, &w, 0);
-	if (w.flags & SAMPLE_LUA_BAD_READ)
+	/* One more step than frames fits, so a full stack still sees its end. */
+	for (int i = 0; i < MAX_LUA_FRAMES + 1; i++) {
+		if (lua_walk_step())
+			break;
+	}
+	if (w->flags & SAMPLE_LUA_BAD_READ)
 		stat_add(STAT_LUA_BAD_READ);
-	key->flags |= w.flags;
-	key->n_lua = w.n;
-	return w.id;
+	key->flags |= w->flags;
+	key->n_lua = w->n;
+	return w->id;
 }
 
 #endif

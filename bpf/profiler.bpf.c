@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "profiler.h"
+#include "walk_state.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -147,6 +148,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct window);
 } windows SEC(".maps");
+
+/* The state of the sample's Lua and native walks (walk_state.bpf.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_scratch);
+} walks SEC(".maps");
 
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
 struct {

@@ -12,24 +12,6 @@
 
 #define LJ_TRACE_ENTRY_SP 16
 
-struct native_walk {
-	__u64 ip;
-	__u64 sp;
-	__u64 bp;
-	__u64 g;
-	__u64 vm_ip;      /* an address inside the VM, for trace frames */
-	__u64 vm_hi;      /* [vm_ip, vm_hi): the VM's code */
-	__u64 stack_top;  /* the stack is readable up to here; 0: unknown */
-	__u64 id;         /* stack id so far (stack_id_mix) */
-	__u32 pid;
-	__u32 n;
-	__u32 flags;
-	__u32 table;
-	__s32 vmstate;
-	__u32 trace_done;
-	__u32 generation; /* of the process's proc_maps entry, for row_cache */
-};
-
 /* The mapping holding ip, by binary search over the sorted list. */
 static __always_inline struct exec_mapping *find_mapping(struct proc_mappings *pm, __u64 ip)
 {
@@ -77,23 +59,31 @@ static __always_inline struct unwind_row *find_row(struct exec_mapping *m, __u64
 }
 
 /*
- * The row for addr (0 when addr is in a known mapping; -1 when it is not,
- * e.g. trace machine code). A row with kind UNWIND_UNDEFINED means the
- * mapping has no CFI there. Found rows are cached in row_cache.
+ * Resolves addr to its row into walks[0].row: 0 when addr is in a known
+ * mapping of pid (a row of kind UNWIND_UNDEFINED when the mapping has no
+ * CFI there), -1 when it is not (e.g. trace machine code). Found rows are
+ * cached in row_cache. A global function: its two binary searches are
+ * checked once, not once for every state of the walk around them.
  */
-static __always_inline int resolve_row(struct native_walk *u, __u64 addr, struct unwind_row *out)
+__noinline int resolve_row(__u32 pid, __u32 generation, __u64 addr)
 {
-	__u32 slot_index = ((addr ^ u->pid) * 0x9e3779b97f4a7c15ULL) >> (64 - ROW_CACHE_BITS);
+	__u32 slot_index = ((addr ^ pid) * 0x9e3779b97f4a7c15ULL) >> (64 - ROW_CACHE_BITS);
 	struct row_cache_slot *slot = bpf_map_lookup_elem(&row_cache, &slot_index);
+	struct walk_scratch *ws;
 	struct proc_mappings *pm;
 	struct exec_mapping *m;
-	struct unwind_row *row;
+	struct unwind_row *row, *out;
+	__u32 zero = 0;
 
-	if (slot && slot->addr == addr && slot->pid == u->pid && slot->generation == u->generation) {
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return -1;
+	out = &ws->row;
+	if (slot && slot->addr == addr && slot->pid == pid && slot->generation == generation) {
 		*out = slot->row;
 		return 0;
 	}
-	pm = bpf_map_lookup_elem(&proc_maps, &u->pid);
+	pm = bpf_map_lookup_elem(&proc_maps, &pid);
 	if (!pm)
 		return -1;
 	m = find_mapping(pm, addr);
@@ -111,8 +101,8 @@ static __always_inline int resolve_row(struct native_walk *u, __u64 addr, struct
 	}
 	if (slot) {
 		slot->addr = addr;
-		slot->pid = u->pid;
-		slot->generation = u->generation;
+		slot->pid = pid;
+		slot->generation = generation;
 		slot->row = *out;
 	}
 	return 0;
@@ -172,9 +162,14 @@ static __always_inline long frame_pointer_step(struct native_walk *u)
 	return 0;
 }
 
-static long unwind_step(__u32 index, void *data)
+/*
+ * One frame of the walk in walks[0].native into scratch[0]; returns 1 to
+ * stop. A global function, checked once (see lua_walk_step).
+ */
+__noinline int native_walk_step(void)
 {
-	struct native_walk *u = data;
+	struct walk_scratch *ws;
+	struct native_walk *u;
 	struct unwind_row row;
 	struct sample_key *key;
 	__u32 zero = 0;
@@ -182,16 +177,18 @@ static long unwind_step(__u32 index, void *data)
 	__u8 kind;
 	int found;
 
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	key = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ws || !key)
+		return 1;
+	u = &ws->native;
 	if (!u->ip) {
 		u->flags |= SAMPLE_UNWIND_END;
 		return 1;
 	}
-	key = bpf_map_lookup_elem(&scratch, &zero);
-	if (!key)
-		return 1;
 	/* A return address points after the call: look up the call itself. */
 	lookup = u->n ? u->ip - 1 : u->ip;
-	found = resolve_row(u, lookup, &row) == 0;
+	found = resolve_row(u->pid, u->generation, lookup) == 0;
 	if (!found && !u->trace_done && u->vmstate > 0 && u->g && u->vm_ip &&
 	    trace_spadjust(u, &adjust) == 0) {
 		/*
@@ -202,7 +199,7 @@ static long unwind_step(__u32 index, void *data)
 		u->trace_done = 1;
 		u->sp += adjust + LJ_TRACE_ENTRY_SP;
 		lookup = u->vm_ip;
-		found = resolve_row(u, lookup, &row) == 0;
+		found = resolve_row(u->pid, u->generation, lookup) == 0;
 	} else if (!found && u->n) {
 		/* Not code we know: do not record a frame we cannot name or trust. */
 		u->flags |= SAMPLE_UNWIND_NO_CFI;
@@ -217,6 +214,7 @@ static long unwind_step(__u32 index, void *data)
 	u->n++;
 	if (!found)
 		return frame_pointer_step(u);
+	row = ws->row;
 	kind = row.kind & 0xf;
 	/*
 	 * LuaJIT describes its whole VM with one row, which does not know
@@ -278,26 +276,38 @@ static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mapp
 					 struct pt_regs *uregs, struct sample_key *key,
 					 __u64 stack_top, __u64 id)
 {
-	struct native_walk u = {
-		.ip = BPF_CORE_READ(uregs, ip),
-		.sp = BPF_CORE_READ(uregs, sp),
-		.bp = BPF_CORE_READ(uregs, bp),
-		.g = st->g,
-		.vm_ip = st->vm_lo,
-		.vm_hi = st->vm_hi,
-		.stack_top = stack_top,
-		.pid = key->pid,
-		.table = st->table,
-		.vmstate = key->vmstate,
-		.id = id,
-		.generation = pm->generation,
-	};
+	struct walk_scratch *ws;
+	struct native_walk *u;
+	__u32 zero = 0;
 
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return id;
+	u = &ws->native;
+	u->ip = BPF_CORE_READ(uregs, ip);
+	u->sp = BPF_CORE_READ(uregs, sp);
+	u->bp = BPF_CORE_READ(uregs, bp);
+	u->g = st->g;
+	u->vm_ip = st->vm_lo;
+	u->vm_hi = st->vm_hi;
+	u->stack_top = stack_top;
+	u->id = id;
+	u->pid = key->pid;
+	u->n = 0;
+	u->flags = 0;
+	u->table = st->table;
+	u->vmstate = key->vmstate;
+	u->trace_done = 0;
+	u->generation = pm->generation;
 	window_reset(WINDOW_NATIVE);
-	bpf_loop(MAX_USER_FRAMES + 1, unwind_step, &u, 0);
-	key->n_user = u.n;
-	key->flags |= SAMPLE_UNWIND_CFI | u.flags;
-	return u.id;
+	/* One more step than frames fits, so a full stack still sees its end. */
+	for (int i = 0; i < MAX_USER_FRAMES + 1; i++) {
+		if (native_walk_step())
+			break;
+	}
+	key->n_user = u->n;
+	key->flags |= SAMPLE_UNWIND_CFI | u->flags;
+	return u->id;
 }
 
 #endif

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -90,6 +91,7 @@ Napi::Function Session::Define(Napi::Env env) {
                          InstanceMethod<&Session::SetRodata>("setRodata"),
                          InstanceMethod<&Session::SetMaxEntries>("setMaxEntries"),
                          InstanceMethod<&Session::Load>("load"),
+                         InstanceMethod<&Session::Programs>("programs"),
                          InstanceMethod<&Session::MapUpdate>("mapUpdate"),
                          InstanceMethod<&Session::MapFillArray>("mapFillArray"),
                          InstanceMethod<&Session::MapLookup>("mapLookup"),
@@ -232,15 +234,66 @@ Napi::Value Session::SetMaxEntries(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Every program is loaded with a log buffer of its own at BPF_LOG_STATS
+// level: the kernel then writes only its closing lines ("processed N insns
+// (limit M) ..."), which say how close a program is to the verifier's limit,
+// also for a program the kernel rejected. With fullLog the whole verifier log
+// is kept (large: kernels before 6.4 fail a load whose log does not fit).
+// Even the statistics level gets room: some kernels add a line for every
+// call of a global function they check, and a log that does not fit fails
+// the load (ENOSPC).
 Napi::Value Session::Load(const Napi::CallbackInfo& info) {
   METHOD("load", 0);
   RequireNotLoaded(env, method_name__);
+  bool full_log = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  constexpr uint32_t kLogStats = 4;  // BPF_LOG_STATS
+  constexpr uint32_t kLogLevel1 = 1;
+  const size_t log_size = full_log ? (64u << 20) : (4u << 20);
+  program_logs_.clear();
+  bpf_program* prog;
+  size_t count = 0;
+  bpf_object__for_each_program(prog, obj_) count++;
+  program_logs_.reserve(count);  // buffers must not move once handed to libbpf
+  bpf_object__for_each_program(prog, obj_) {
+    program_logs_.push_back({bpf_program__name(prog), std::string(log_size, '\0')});
+    bpf_program__set_log_buf(prog, program_logs_.back().log.data(), log_size);
+    bpf_program__set_log_level(prog, kLogStats | (full_log ? kLogLevel1 : 0));
+  }
   int err = bpf_object__load(obj_);
+  // Keep what the kernel wrote, not the whole buffer.
+  for (ProgramLog& entry : program_logs_) entry.log.resize(strnlen(entry.log.data(), entry.log.size()));
   if (err)
     ThrowErrno(env, err, "load BPF object " + path_,
                verbose_ ? "" : "open the session verbose for libbpf's log");
   loaded_ = true;
   return env.Undefined();
+}
+
+// Per program, after load() (also after a failed one): its name, whether it
+// loaded, the kernel's verified_insns (0 before kernel 5.16) and the
+// verifier's log as load() kept it.
+Napi::Value Session::Programs(const Napi::CallbackInfo& info) {
+  METHOD("programs", 0);
+  RequireOpen(env, method_name__);
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const ProgramLog& entry : program_logs_) {
+    bpf_program* prog = bpf_object__find_program_by_name(obj_, entry.name.c_str());
+    int fd = prog ? bpf_program__fd(prog) : -1;
+    uint32_t verified = 0;
+    if (fd >= 0) {
+      bpf_prog_info prog_info = {};
+      uint32_t len = sizeof(prog_info);
+      if (bpf_obj_get_info_by_fd(fd, &prog_info, &len) == 0) verified = prog_info.verified_insns;
+    }
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("name", entry.name);
+    item.Set("loaded", fd >= 0);
+    item.Set("verifiedInsns", verified);
+    item.Set("log", entry.log);
+    out.Set(i++, item);
+  }
+  return out;
 }
 
 Napi::Value Session::MapUpdate(const Napi::CallbackInfo& info) {

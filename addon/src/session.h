@@ -31,6 +31,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value SetRodata(const Napi::CallbackInfo& info);
   Napi::Value SetMaxEntries(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value Programs(const Napi::CallbackInfo& info);
   Napi::Value MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapFillArray(const Napi::CallbackInfo& info);
   Napi::Value MapDrain(const Napi::CallbackInfo& info);
@@ -62,6 +63,11 @@ class Session : public Napi::ObjectWrap<Session> {
   uint32_t next_link_id_ = 1;
   std::map<uint32_t, bpf_link*> uprobe_links_;
   std::vector<bpf_link*> perf_links_;  // each owns its perf event fd
+  struct ProgramLog {
+    std::string name;
+    std::string log;  // libbpf writes the verifier's log into this buffer
+  };
+  std::vector<ProgramLog> program_logs_;
 };
 
 }  // namespace apisix_profile

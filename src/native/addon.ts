@@ -12,7 +12,13 @@ export interface NativeSession {
   setRodata(buf: Buffer): void;
   /** Before load(). */
   setMaxEntries(mapName: string, n: number): void;
-  load(): void;
+  /**
+   * Loads every program; the verifier's closing statistics are kept per
+   * program (fullLog: its whole log, which needs a large buffer).
+   */
+  load(fullLog?: boolean): void;
+  /** Per program, after load() (also a failed one): what the verifier said. */
+  programs(): NativeProgramInfo[];
   /** Values of per-CPU maps hold one slot per possible CPU, each rounded up to 8 bytes. */
   mapUpdate(mapName: string, key: Buffer, value: Buffer): void;
   /** Array maps: writes values (back to back in one buffer) at indexes first, first+1, ... */
@@ -38,6 +44,16 @@ export interface NativeSession {
   attachPerfEvent(progName: string, frequencyHz: number): number[];
   /** Destroys all links and perf events and closes the object. Idempotent. */
   close(): void;
+}
+
+export interface NativeProgramInfo {
+  name: string;
+  /** false for the program the kernel rejected and those after it. */
+  loaded: boolean;
+  /** bpf_prog_info.verified_insns; 0 on kernels before 5.16. */
+  verifiedInsns: number;
+  /** The verifier's log (its statistics lines unless load(true)). */
+  log: string;
 }
 
 /** Errors thrown by the addon for failed system or libbpf calls. */

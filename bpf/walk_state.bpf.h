@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * The state of a sample's two walks. It lives in a per-CPU map value
+ * (walks), not on the BPF stack: the verifier knows nothing of a map
+ * value's contents, so it checks each walk step once for any frame count
+ * and any flags. Values it could track (a counter from 0, flag bits built
+ * from constants) made recent kernels check a step once per value, and the
+ * cost of one program grew with every kernel release until it crossed the
+ * verifier's limit.
+ */
+#ifndef APISIX_PROFILE_WALK_STATE_BPF_H
+#define APISIX_PROFILE_WALK_STATE_BPF_H
+
+/* One Lua frame walk (lua_walk.bpf.h). */
+struct lua_walk {
+	__u64 frame;  /* link slot of the current frame */
+	__u64 bottom; /* first slot that is not a frame */
+	__u64 L;
+	__u64 link_pc; /* return PC the frame above left in this frame's function */
+	__u64 id;     /* stack id so far (stack_id_mix) */
+	__u32 n;      /* Lua frames recorded */
+	__u32 flags;
+	__s32 gc64;
+	__s32 fr2;
+	__s32 fn_ffid;
+	__s32 fn_pc;
+	__s32 fn_c_f;
+	__s32 pt_size;
+};
+
+/* One native frame walk (unwind.bpf.h). */
+struct native_walk {
+	__u64 ip;
+	__u64 sp;
+	__u64 bp;
+	__u64 g;
+	__u64 vm_ip;      /* an address inside the VM, for trace frames */
+	__u64 vm_hi;      /* [vm_ip, vm_hi): the VM's code */
+	__u64 stack_top;  /* the stack is readable up to here; 0: unknown */
+	__u64 id;         /* stack id so far (stack_id_mix) */
+	__u32 pid;
+	__u32 n;
+	__u32 flags;
+	__u32 table;
+	__s32 vmstate;
+	__u32 trace_done;
+	__u32 generation; /* of the process's proc_maps entry, for row_cache */
+};
+
+struct walk_scratch {
+	struct lua_walk lua;
+	struct native_walk native;
+	struct unwind_row row; /* what resolve_row found */
+};
+
+#endif
