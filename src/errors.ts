@@ -9,6 +9,7 @@ export const ExitCode = {
   KernelUnsupported: 5,
   NoSamples: 6,
   Busy: 7,
+  BpfRejected: 8,
   Interrupted: 130,
 } as const;
 

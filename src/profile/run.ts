@@ -36,6 +36,7 @@ import { endQuiet, quietForSampling } from './quiet-runtime.js';
 import { learnGlobalStates, type Target } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { UnwindLoader } from '../unwind/loader.js';
+import { loadBpfObject } from '../kernel/load.js';
 
 export interface RunOptions {
   pids: number[];
@@ -221,7 +222,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     const maxStacks = opts.maxStacks ?? DEFAULT_MAX_STACKS;
     if (!Number.isInteger(maxStacks) || maxStacks < 1 || maxStacks > MAX_STACKS_LIMIT) throw new RangeError(`maxStacks must be a whole number from 1 to ${MAX_STACKS_LIMIT}`);
     for (const map of [...COUNTS_MAPS, 'stacks']) session.setMaxEntries(map, maxStacks);
-    session.load();
+    loadBpfObject(session, log);
     const loader = unwindMode === 'cfi' ? new UnwindLoader(session) : null;
     tables.forEach((t, i) => session.mapUpdate('lj_tables', u32Key(i), encodeLjOffsets(t.offsets)));
     // Everything one target needs in the kernel: its unwind mappings, its

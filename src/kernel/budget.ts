@@ -1,0 +1,82 @@
+// Loads the BPF object once for every combination of the options that change
+// what the kernel verifies (kernel stacks, --lines, --unwind) and reports
+// each program's instruction count: what the budget test, the kernel matrix
+// and `doctor` check against VERIFIER_BUDGET.
+import { release } from 'node:os';
+import { encodeConfig } from '../native/abi.js';
+import { type NativeError, openNativeSession } from '../native/addon.js';
+import { describeLoadFailure } from './load-error.js';
+import { programFigures, VERIFIER_BUDGET } from './verifier.js';
+
+export interface LoadVariant {
+  kernelStacks: boolean;
+  lines: 'definition' | 'current';
+  unwind: 'cfi' | 'fp';
+}
+
+/** Every combination: each flag is a .rodata constant the verifier prunes by. */
+export const LOAD_VARIANTS: readonly LoadVariant[] = [true, false].flatMap((kernelStacks) =>
+  (['definition', 'current'] as const).flatMap((lines) =>
+    (['cfi', 'fp'] as const).map((unwind) => ({ kernelStacks, lines, unwind })),
+  ),
+);
+
+export function variantName(v: LoadVariant): string {
+  return `${v.kernelStacks ? 'kernel' : 'no-kernel'},lines=${v.lines},unwind=${v.unwind}`;
+}
+
+export interface VariantCost {
+  variant: string;
+  program: string;
+  /** null when the kernel gave no count (before 5.16 and no log line). */
+  instructions: number | null;
+  withinBudget: boolean;
+}
+
+export interface BudgetReport {
+  release: string;
+  budget: number;
+  costs: VariantCost[];
+  /** The one line of a variant the kernel rejected, if any did. */
+  failures: { variant: string; error: string }[];
+}
+
+/** Loads each variant in a session of its own (nothing is attached). */
+export function measureVerifierCosts(objectPath: string, btfPath?: string): BudgetReport {
+  const costs: VariantCost[] = [];
+  const failures: BudgetReport['failures'] = [];
+  for (const v of LOAD_VARIANTS) {
+    const session = openNativeSession(objectPath, false, btfPath);
+    try {
+      session.setRodata(encodeConfig({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi' }));
+      try {
+        session.load();
+      } catch (err) {
+        const { message, code } = err as NativeError;
+        failures.push({ variant: variantName(v), error: describeLoadFailure({ error: { message, code }, programs: session.programs(), release: release() }).message });
+        continue;
+      }
+      for (const f of programFigures(session.programs())) {
+        costs.push({
+          variant: variantName(v),
+          program: f.name,
+          instructions: f.instructions,
+          withinBudget: f.instructions !== null && f.instructions <= VERIFIER_BUDGET,
+        });
+      }
+    } finally {
+      session.close();
+    }
+  }
+  return { release: release(), budget: VERIFIER_BUDGET, costs, failures };
+}
+
+/** The largest count per program over all variants. */
+export function worstPerProgram(costs: readonly VariantCost[]): Map<string, VariantCost> {
+  const worst = new Map<string, VariantCost>();
+  for (const c of costs) {
+    const prev = worst.get(c.program);
+    if (!prev || (c.instructions ?? Infinity) > (prev.instructions ?? -1)) worst.set(c.program, c);
+  }
+  return worst;
+}
