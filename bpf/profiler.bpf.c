@@ -327,6 +327,7 @@ int BPF_KPROBE(learn_global_state, void *L)
 }
 
 #define E_EXIST 17
+#define E_2BIG 7
 
 /*
  * The common case is one lookup by an 8-byte id. The stack itself is copied
@@ -350,7 +351,8 @@ static __always_inline void count_sample(struct sample_key *key, __u64 id)
 	if (!bpf_map_lookup_elem(&known, &id)) {
 		err = bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
 		if (err && err != -E_EXIST) {
-			stat_add(STAT_LOST_MAP_FULL);
+			/* Full (E2BIG), or no element could be allocated (ENOMEM). */
+			stat_add(err == -E_2BIG ? STAT_LOST_MAP_FULL : STAT_LOST_NO_MEMORY);
 			return;
 		}
 	}

@@ -188,6 +188,7 @@ enum stat_index {
 	STAT_USER_STACK_FAIL,  /* bpf_get_stack(user) failed */
 	STAT_LUA_BAD_READ,     /* a Lua frame read failed */
 	STAT_UPROBE_HITS,      /* uprobe traps taken in target processes */
+	STAT_LOST_NO_MEMORY,   /* could not be counted: the kernel had no memory for its stack copy */
 	STAT__MAX,
 };
 

@@ -50,8 +50,9 @@ export const StatIndex = {
   UserStackFail: 2,
   LuaBadRead: 3,
   UprobeHits: 4,
+  LostNoMemory: 5,
 } as const;
-export const STAT_COUNT = 5;
+export const STAT_COUNT = 6;
 
 /** struct lj_offsets field order; every field is an s32. */
 export const LJ_OFFSET_FIELDS = [

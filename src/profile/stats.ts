@@ -11,6 +11,8 @@ export interface RunStats {
   unwind: { samples: number; complete: number; noCfi: number; badRead: number; depth: number; unsupported: number };
   samplesWithoutG: number;
   lostMapFull: number;
+  /** Samples lost because the kernel could not allocate their stack's copy. */
+  lostNoMemory: number;
   luaBadReads: number;
   uprobeHits: number;
   perPid: Map<number, number>;
@@ -27,6 +29,7 @@ export function emptyStats(): RunStats {
     unwind: { samples: 0, complete: 0, noCfi: 0, badRead: 0, depth: 0, unsupported: 0 },
     samplesWithoutG: 0,
     lostMapFull: 0,
+    lostNoMemory: 0,
     luaBadReads: 0,
     uprobeHits: 0,
     perPid: new Map(),

@@ -66,6 +66,7 @@ describe('summaryLine and summaryExtra with container pids', () => {
     unwind: { samples: 0, complete: 0, noCfi: 0, badRead: 0, depth: 0, unsupported: 0 },
     samplesWithoutG: 0,
     lostMapFull: 0,
+    lostNoMemory: 0,
     luaBadReads: 0,
     uprobeHits: 0,
     perPid: new Map([
