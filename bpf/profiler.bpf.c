@@ -340,7 +340,7 @@ static __always_inline void count_sample(struct sample_key *key, __u64 id)
 	__u32 *active = bpf_map_lookup_elem(&control, &zero);
 	void *map = (active && *active) ? (void *)&counts1 : (void *)&counts0;
 	__u64 one = 1, *count;
-	long err;
+	int err;
 
 	count = bpf_map_lookup_elem(map, &id);
 	if (count) {
@@ -349,7 +349,14 @@ static __always_inline void count_sample(struct sample_key *key, __u64 id)
 	}
 	/* The stack goes in before its count, so a drained id always has one. */
 	if (!bpf_map_lookup_elem(&known, &id)) {
-		err = bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
+		/*
+		 * An int: kernels before 6.4 call the hash map's update directly
+		 * and it returns an int, so the upper half of the 64-bit result
+		 * is not a sign extension (on 6.1 EEXIST read as 4294967279, and
+		 * every sample of a stack still held from the last drain period
+		 * was counted as lost).
+		 */
+		err = (int)bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
 		if (err && err != -E_EXIST) {
 			/* Full (E2BIG), or no element could be allocated (ENOMEM). */
 			stat_add(err == -E_2BIG ? STAT_LOST_MAP_FULL : STAT_LOST_NO_MEMORY);
