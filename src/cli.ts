@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diffCommand, runDiffCommand, type DiffOptions } from './commands/diff.js';
+import { doctorCommand, runDoctorCommand, type DoctorOptions } from './commands/doctor.js';
 import type { RunContext } from './commands/context.js';
 import { profileCommand, runProfileCommand, type ProfileOptions } from './commands/profile.js';
 import { reportCommand, runReportCommand, type ReportOptions } from './commands/report.js';
@@ -15,6 +16,7 @@ export interface Dispatch {
   profile(opts: ProfileOptions): Promise<number>;
   report(input: string, opts: ReportOptions): Promise<number>;
   diff(before: string, after: string, opts: DiffOptions): Promise<number>;
+  doctor(opts: DoctorOptions): Promise<number>;
 }
 
 export interface ProgramIo {
@@ -51,7 +53,7 @@ function configure(cmd: Command, io: ProgramIo): Command {
 
 /**
  * The whole command line: `profile` (also the default when no command is
- * named), `report` and `diff`. Returns the program and a getter for the
+ * named), `report`, `diff` and `doctor`. Returns the program and a getter for the
  * exit code the dispatched command returned.
  */
 export function buildProgram(dispatch: Dispatch, io: ProgramIo = STDIO_IO): { program: Command; exitCode: () => number } {
@@ -70,10 +72,11 @@ Examples:
   sudo apisix-profile --pid $(cat /usr/local/apisix/logs/nginx.pid) --duration 30 -o apisix.svg --folded apisix.folded
   apisix-profile report apisix.folded -o apisix.svg --pprof apisix.pb.gz --summary apisix.md
   apisix-profile diff before.folded after.folded -o diff.svg --summary diff.md
+  sudo apisix-profile doctor --pid $(cat /usr/local/apisix/logs/nginx.pid)
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
-130 interrupted twice.`,
+8 a BPF program rejected by the verifier, 130 interrupted twice.`,
     );
 
   const profile = configure(profileCommand(), io).action(async (opts: ProfileOptions) => {
@@ -85,9 +88,13 @@ Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
   const diff = configure(diffCommand(), io).action(async (before: string, after: string, opts: DiffOptions) => {
     code = await dispatch.diff(before, after, opts);
   });
+  const doctor = configure(doctorCommand(), io).action(async (opts: DoctorOptions) => {
+    code = await dispatch.doctor(opts);
+  });
   program.addCommand(profile, { isDefault: true });
   program.addCommand(report);
   program.addCommand(diff);
+  program.addCommand(doctor);
   return { program, exitCode: () => code };
 }
 
@@ -140,6 +147,7 @@ export async function main(argv: string[] = process.argv): Promise<never> {
     profile: (opts) => runProfileCommand(opts, ctx),
     report: (input, opts) => runReportCommand(input, opts, ctx),
     diff: (before, after, opts) => runDiffCommand(before, after, opts, ctx),
+    doctor: (opts) => runDoctorCommand(opts, ctx),
   });
   let code: number;
   try {

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { CliError, ExitCode } from '../errors.js';
+import { assertProfilingPossible, DEFAULT_BTF } from '../kernel/features.js';
 import { bpfObjectPath, DEFAULT_MAX_STACKS, MAX_STACKS_LIMIT, runProfile, type RunStats } from '../profile/run.js';
 import { foldStacks } from '../report/fold.js';
 import { renderFlameGraph } from '../report/flamegraph/svg.js';
@@ -28,8 +29,6 @@ import {
   type LogOptions,
 } from './options.js';
 import { appendStepSummary, checkOutputs, writeOutput, type OutputSpec } from './outputs.js';
-
-const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
 
 export interface ExportOptions {
   folded?: string;
@@ -173,7 +172,8 @@ Examples:
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
-130 interrupted twice.`,
+8 a BPF program rejected by the verifier, 130 interrupted twice.
+\`apisix-profile doctor\` checks this host, and a target with --pid.`,
   );
 }
 
@@ -217,7 +217,7 @@ export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, 
       : `${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer`;
   return (
     `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); ` +
-    `${pct(stats.samplesInLua)}% in Lua; ${native}; ${stats.lostMapFull} lost`
+    `${pct(stats.samplesInLua)}% in Lua; ${native}; ${stats.lostMapFull + stats.lostNoMemory} lost`
   );
 }
 
@@ -237,7 +237,7 @@ export function summaryExtra(
       return containerPid === undefined ? { pid, samples } : { pid, samples, containerPid };
     }),
     vmStates: { ...stats.vmStates },
-    lost: stats.lostMapFull,
+    lost: stats.lostMapFull + stats.lostNoMemory,
     nativeCutShort: stats.nativeCutShort,
     counters: {
       samplesInLua: stats.samplesInLua,
@@ -257,17 +257,9 @@ export function summaryExtra(
 export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): Promise<number> {
   checkOutputs([{ flag: '--output', path: opts.output }, ...exportSpecs(opts)]);
   const { log, status } = openTerminal(opts, ctx);
-  if (process.getuid?.() !== 0) {
-    throw new CliError('apisix-profile needs root (BPF, perf events, uprobes): run it with sudo', ExitCode.Permission);
-  }
-  if (!existsSync(opts.btf)) {
-    throw new CliError(
-      opts.btf === DEFAULT_BTF
-        ? `this kernel has no BTF (${DEFAULT_BTF}): a kernel built with CONFIG_DEBUG_INFO_BTF is needed`
-        : `no kernel BTF at ${opts.btf}: give --btf a vmlinux BTF file, or leave it out to use the running kernel's`,
-      ExitCode.KernelUnsupported,
-    );
-  }
+  // Privileges (exit code 4), then the kernel release, BTF, the bpf()
+  // syscall, perf events and uprobes (5): the checks `doctor` shows.
+  assertProfilingPossible({ btfPath: opts.btf, env: ctx.env });
   if (!existsSync(bpfObjectPath())) {
     throw new CliError(`BPF object missing (${bpfObjectPath()}): run \`npm run build\``, ExitCode.Internal);
   }
@@ -357,6 +349,12 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     log.warn(
       { lost: stats.lostMapFull, maxStacks: opts.maxStacks },
       `${stats.lostMapFull} samples lost: more unique stacks within a second than --max-stacks ${opts.maxStacks}; consider increasing it`,
+    );
+  }
+  if (stats.lostNoMemory > 0) {
+    log.warn(
+      { lostNoMemory: stats.lostNoMemory },
+      `${stats.lostNoMemory} samples lost: the kernel could not allocate a copy of their stack while sampling`,
     );
   }
   if (stats.samples === 0) {

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { type LuajitInProcess, chooseTable, chooseTableFromDispatch, chooseTableFromWords, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, tableName } from '../luajit/offset-tables.js';
-import { decodeProcState, encodeProcState, PROC_NO_LUAJIT, type ProcState, u32Key } from '../native/abi.js';
+import { decodeProcState, encodeProcState, type ExecMapping, PROC_NO_LUAJIT, type ProcState, u32Key } from '../native/abi.js';
 import type { NativeSession } from '../native/addon.js';
 import type { ProcessContext } from '../symbolize/process-symbolizer.js';
 
@@ -15,6 +15,38 @@ export interface Target {
   candidates: LuajitTable[];
   uprobeLinks: number[];
   gKnown: boolean;
+  /** How its global_State was found: 'uprobe', 'DISPATCH register' or 'stack'. */
+  via?: string;
+  /** Its mappings in proc_maps (with .eh_frame unwinding). */
+  unwindMappings?: ExecMapping[];
+}
+
+/** What a run learnt about one target (for `doctor`). */
+export interface TargetOutcome {
+  pid: number;
+  /** LuaJIT's path as the process maps it; null without LuaJIT. */
+  luajit: string | null;
+  /** The offset table chosen (tableName); null when none was. */
+  table: string | null;
+  via: string | null;
+  /** global_State, hex; null when not found. */
+  g: string | null;
+  /** true once a lua_State was seen, even when no table matched it. */
+  gKnown: boolean;
+  unwindMappings: ExecMapping[];
+}
+
+export function targetOutcome(pid: number, t: Target): TargetOutcome {
+  const { ctx } = t;
+  return {
+    pid,
+    luajit: t.luajit?.path ?? null,
+    table: ctx.table ? tableName(ctx.table) : null,
+    via: t.via ?? null,
+    g: ctx.g !== null ? `0x${ctx.g.toString(16)}` : null,
+    gKnown: t.gKnown,
+    unwindMappings: t.unwindMappings ?? [],
+  };
 }
 
 /**
@@ -70,6 +102,7 @@ function adopt(
   const { ctx } = t;
   const lj = t.luajit!;
   t.gKnown = true;
+  t.via = via;
   ctx.table = chosen.table;
   ctx.g = chosen.g;
   const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);

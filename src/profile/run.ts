@@ -33,7 +33,7 @@ import { readProcMaps } from '../target/proc-maps.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
 import { endQuiet, quietForSampling } from './quiet-runtime.js';
-import { learnGlobalStates, type Target } from './global-state.js';
+import { learnGlobalStates, type Target, type TargetOutcome, targetOutcome } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { UnwindLoader } from '../unwind/loader.js';
 import { loadBpfObject } from '../kernel/load.js';
@@ -78,6 +78,8 @@ interface CountedStack {
 export interface RunResult {
   stacks: Stack[];
   stats: RunStats;
+  /** Per target: its LuaJIT, the table and global_State found, its unwind mappings. */
+  targets: TargetOutcome[];
 }
 
 /**
@@ -228,7 +230,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     // Everything one target needs in the kernel: its unwind mappings, its
     // state entry, and uprobes to learn its global_State.
     const attach = (pid: number, t: Target) => {
-      loader?.addProcess(pid, t.ctx.maps);
+      if (loader) t.unwindMappings = loader.addProcess(pid, t.ctx.maps);
       symbolizer.preload(pid);
       session.mapUpdate('procs', u32Key(pid), encodeProcState({ L: 0n, dispatch: 0n, g: 0n, vmLo: 0n, vmHi: 0n, table: t.candidates.length > 0 ? MAX_LJ_TABLES : PROC_NO_LUAJIT, uprobeHits: 0, stackWords: [] }));
       if (t.luajit && t.candidates.length > 0) {
@@ -320,6 +322,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     const counters = readStats(session);
     stats.samples = counters[StatIndex.Samples];
     stats.lostMapFull = counters[StatIndex.LostMapFull] + lostWithoutStack;
+    stats.lostNoMemory = counters[StatIndex.LostNoMemory];
     stats.luaBadReads = counters[StatIndex.LuaBadRead];
     stats.uprobeHits = counters[StatIndex.UprobeHits];
   } finally {
@@ -329,7 +332,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
   }
   const aggregate = foldCounted();
   const stacks = [...aggregate].map(([text, count]) => ({ frames: text === '' ? [] : text.split(';'), count }));
-  return { stacks, stats };
+  return { stacks, stats, targets: [...targets].map(([pid, t]) => targetOutcome(pid, t)) };
 }
 
 /** Per-CPU counters summed over CPUs. */

@@ -28,7 +28,7 @@ async function parse(...argv: string[]): Promise<Parsed> {
       result.args = a as string[];
       return 0;
     };
-  const dispatch: Dispatch = { profile: record('profile'), report: record('report'), diff: record('diff') };
+  const dispatch: Dispatch = { profile: record('profile'), report: record('report'), diff: record('diff'), doctor: record('doctor') };
   const { program, exitCode } = buildProgram(dispatch, {
     writeOut: (s) => (result.out += s),
     writeErr: (s) => (result.err += s),
