@@ -28,9 +28,10 @@ packages=(
 )
 # For the tests and benchmarks: chromium runs the flame graph's browser test
 # (headless, via playwright-core); docker.io runs the container tests; perf
-# (linux-perf) and bpftrace are the peers `npm run bench` measures against.
+# (linux-perf) and bpftrace are the peers `npm run bench` measures against;
+# qemu, busybox-static and xz-utils boot the kernel matrix (scripts/kernel-vm).
 if [ "$tests" = 1 ]; then
-  packages+=(chromium docker.io linux-perf bpftrace)
+  packages+=(chromium docker.io linux-perf bpftrace qemu-system-x86 busybox-static xz-utils)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -64,6 +65,8 @@ npm run --silent build
 if [ "$tests" = 1 ]; then
   # The LuaJIT builds and modes the tests profile (cached; ~2 min the first time).
   bash scripts/build-luajit-variants.sh
+  # Debian's 6.1 and 6.12 kernels for the kernel matrix (cached, never installed).
+  for line in 6.1 6.12; do bash scripts/kernel-vm/fetch-kernel.sh "$line" >/dev/null; done
   # A Docker engine for the container tests.
   if ! docker info >/dev/null 2>&1; then
     echo "setup: starting dockerd"
