@@ -34,9 +34,9 @@ const CHUNK = 5_000;
 
 /** The compiled parser modules (dist/ from `npm run build:ts`). */
 const MODULES = [
-  'symbolize/elf-file',
-  'symbolize/elf-symbols',
-  'unwind/eh-frame',
+  'elf/elf-file',
+  'elf/elf-symbols',
+  'elf/eh-frame',
   'unwind/rows',
   'target/proc-maps',
   'report/fold',

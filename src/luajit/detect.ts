@@ -1,10 +1,10 @@
 // Finds the LuaJIT library (or binary) a process has mapped, the offsets of
 // its API functions for uprobes, and which offset table describes it.
 import { basename } from 'node:path';
-import { findSymbol } from '../symbolize/elf-symbols.js';
-import { runtimeAddressToVaddr, vaddrToFileOffset } from '../symbolize/elf-file.js';
-import { findFunctionRange } from '../symbolize/function-ranges.js';
-import { type ElfObject, loadElfObject } from '../symbolize/elf-cache.js';
+import { findSymbol } from '../elf/elf-symbols.js';
+import { runtimeAddressToVaddr, vaddrToFileOffset } from '../elf/elf-file.js';
+import { findFunctionRange } from '../elf/function-ranges.js';
+import { type ElfObject, loadElfObject } from '../elf/elf-cache.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
 import { targetFilePath } from '../target/target-files.js';
 import type { LuajitTable } from './offset-tables.js';

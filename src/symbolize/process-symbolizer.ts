@@ -2,7 +2,7 @@
 // its mapped ELF files, Lua frames through its memory, kernel addresses
 // through kallsyms. Caches everything; reads a process's maps again only
 // when an address falls outside what it knew.
-import type { FrameResolvers, UserFrame } from '../profile/assemble.js';
+import type { FrameResolvers, UserFrame } from './frame-resolvers.js';
 import type { LuajitTable } from '../luajit/offset-tables.js';
 import { type LineMode, type LuaFrameName, nameLuaFrames } from '../luajit/lua-frames.js';
 import { PrototypeReader } from '../luajit/prototypes.js';
@@ -10,8 +10,8 @@ import { tracePosition } from '../luajit/traces.js';
 import type { SampleKey } from '../native/abi.js';
 import { findMapping, isExecutable, type Mapping, readProcMaps } from '../target/proc-maps.js';
 import type { MemoryReader } from '../target/process-memory.js';
-import { type ElfObject, loadElfObject, symbolizeAddress } from './elf-cache.js';
-import { looksLikeReturnAddress } from './frame-pointers.js';
+import { type ElfObject, loadElfObject, symbolizeAddress } from '../elf/elf-cache.js';
+import { looksLikeReturnAddress } from '../elf/frame-pointers.js';
 import { type KernelSymbols, lookupKernel } from './kallsyms.js';
 import { targetFilePath } from '../target/target-files.js';
 

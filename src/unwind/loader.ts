@@ -4,13 +4,13 @@
 // the address bias and row range of their file into proc_maps.
 import { encodeProcMappings, type ExecMapping, MAX_MAPPINGS, MAX_UNWIND_ROWS, u32Key } from '../native/abi.js';
 import type { NativeSession } from '../native/addon.js';
-import { fileOffsetToVaddr } from '../symbolize/elf-file.js';
-import { loadElfObject } from '../symbolize/elf-cache.js';
+import { fileOffsetToVaddr } from '../elf/elf-file.js';
+import { loadElfObject } from '../elf/elf-cache.js';
 import { targetFilePath } from '../target/target-files.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ElfInfo } from '../symbolize/elf-file.js';
+import type { ElfInfo } from '../elf/elf-file.js';
 import { compileUnwindRows, encodeRows, UNWIND_ROW_SIZE } from './rows.js';
 
 /** Bumped whenever the row format or the compiler's output changes. */

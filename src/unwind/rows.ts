@@ -19,9 +19,9 @@
  * For 'rsp', 'rbp' and 'plt', the return address is at CFA + raOffset and
  * the caller's rbp at CFA + rbpOffset (null: rbp is unchanged).
  */
-import type { ElfInfo } from '../symbolize/elf-file.js';
-import { type CfaState, type RegRule, X86_64_RBP, X86_64_RSP, cieInitialState, forEachCfaRow } from './cfa-program.js';
-import { type Cie, type Fde, parseEhFrame } from './eh-frame.js';
+import type { ElfInfo } from '../elf/elf-file.js';
+import { type CfaState, type RegRule, X86_64_RBP, X86_64_RSP, cieInitialState, forEachCfaRow } from '../elf/cfa-program.js';
+import { type Cie, type Fde, parseEhFrame } from '../elf/eh-frame.js';
 
 export type UnwindKind = 'rsp' | 'rbp' | 'plt' | 'undefined' | 'unsupported' | 'end';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type SampleKey, SampleFlags, VmState, LuaFrameKind, LUA_FRAME_KIND_SHIFT } from '../../src/native/abi.js';
-import { assembleStack, trustedUserFrames, type FrameResolvers, type UserFrame } from '../../src/profile/assemble.js';
+import { assembleStack, trustedUserFrames } from '../../src/profile/assemble.js';
+import type { FrameResolvers, UserFrame } from '../../src/symbolize/frame-resolvers.js';
 
 // A fake process: addresses name themselves; 0x1xxx is the VM, 0x2xxx is
 // trace code, 0x3xxx keeps frame pointers, 0x4xxx does not.

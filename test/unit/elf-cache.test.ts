@@ -3,8 +3,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearElfCache, loadElfObject, symbolizeAddress } from '../../src/symbolize/elf-cache.js';
-import { findSymbol, lookup } from '../../src/symbolize/elf-symbols.js';
+import { clearElfCache, loadElfObject, symbolizeAddress } from '../../src/elf/elf-cache.js';
+import { findSymbol, lookup } from '../../src/elf/elf-symbols.js';
 import { type Mapping, findMapping, parseProcMaps, readProcMaps } from '../../src/target/proc-maps.js';
 
 const FIXTURES = new URL('../../fixtures/', import.meta.url).pathname;

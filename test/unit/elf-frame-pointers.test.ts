@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ElfInfo, parseElf, vaddrToFileOffset } from '../../src/symbolize/elf-file.js';
-import { type SymbolTable, readSymbols } from '../../src/symbolize/elf-symbols.js';
-import { framePointerStats, looksLikeReturnAddress, moduleUsesFramePointers } from '../../src/symbolize/frame-pointers.js';
+import { type ElfInfo, parseElf, vaddrToFileOffset } from '../../src/elf/elf-file.js';
+import { type SymbolTable, readSymbols } from '../../src/elf/elf-symbols.js';
+import { framePointerStats, looksLikeReturnAddress, moduleUsesFramePointers } from '../../src/elf/frame-pointers.js';
 
 const FIXTURES = new URL('../../fixtures/elf/', import.meta.url).pathname;
 

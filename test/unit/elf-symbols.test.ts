@@ -13,8 +13,8 @@ import {
   parseElf,
   runtimeAddressToVaddr,
   vaddrToFileOffset,
-} from '../../src/symbolize/elf-file.js';
-import { type RawSymbol, buildSymbolTable, findSymbol, lookup, readSymbols } from '../../src/symbolize/elf-symbols.js';
+} from '../../src/elf/elf-file.js';
+import { type RawSymbol, buildSymbolTable, findSymbol, lookup, readSymbols } from '../../src/elf/elf-symbols.js';
 
 const FIXTURES = new URL('../../fixtures/elf/', import.meta.url).pathname;
 const LIBLUAJIT = '/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2';

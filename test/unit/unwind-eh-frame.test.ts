@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, SYSTEM_LIBS } from '../support/unwind.js';
-import { parseElf } from '../../src/symbolize/elf-file.js';
-import { CfaError, type CfaRule, type RegRule, matchPltExpression, runCfaProgram } from '../../src/unwind/cfa-program.js';
+import { parseElf } from '../../src/elf/elf-file.js';
+import { CfaError, type CfaRule, type RegRule, matchPltExpression, runCfaProgram } from '../../src/elf/cfa-program.js';
 import {
   ByteReader,
   EhFrameReader,
@@ -12,7 +12,7 @@ import {
   parseEhFrame,
   parseEhFrameHdr,
   readEncodedPointer,
-} from '../../src/unwind/eh-frame.js';
+} from '../../src/elf/eh-frame.js';
 
 const FIXTURES = new URL('../../fixtures/unwind/', import.meta.url).pathname;
 

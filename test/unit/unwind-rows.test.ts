@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, SYSTEM_LIBS } from '../support/unwind.js';
-import { type ElfInfo, parseElf } from '../../src/symbolize/elf-file.js';
+import { type ElfInfo, parseElf } from '../../src/elf/elf-file.js';
 import {
   UNWIND_ROW_SIZE,
   type UnwindRow,

@@ -3,7 +3,7 @@
 // their .eh_frame, so this names code that has no symbol by where its
 // function starts, and finds the extent of LuaJIT's interpreter.
 import { type ElfInfo } from './elf-file.js';
-import { parseEhFrame } from '../unwind/eh-frame.js';
+import { parseEhFrame } from './eh-frame.js';
 
 export interface FunctionRange {
   start: bigint;
