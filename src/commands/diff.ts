@@ -25,6 +25,7 @@ import {
 } from './options.js';
 import { STDIO, appendStepSummary, checkOutputs, writeOutput, type OutputSpec } from './outputs.js';
 import { readFolded } from './report.js';
+import { totalCount } from '../report/stack.js';
 
 export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   output: string;
@@ -101,8 +102,7 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
     }
   }
 
-  const total = (stacks: { count: number }[]) => stacks.reduce((sum, s) => sum + s.count, 0);
-  const [bt, at] = [total(b), total(a)];
+  const [bt, at] = [totalCount(b), totalCount(a)];
   const written = Object.fromEntries(outputs.map((s) => [s.flag.slice(2), s.path]));
   log.info({ before, after, ...written }, `before ${bt} samples, after ${at} samples`);
   const empty = bt === 0 ? before : at === 0 ? after : null;

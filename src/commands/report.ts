@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
 import { parseFolded } from '../report/fold.js';
 import { renderFlameGraph } from '../report/flamegraph/svg.js';
-import type { Stack } from '../report/stack.js';
+import { mergeIdentical, type UniqueStacks } from '../report/stack.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
@@ -17,7 +17,7 @@ import {
   type LogOptions,
 } from './options.js';
 import { STDIO, checkOutputs, readInput, writeOutput, type OutputSpec } from './outputs.js';
-import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './profile.js';
+import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
 
 export interface ReportOptions extends LogOptions, FlameGraphCliOptions, ExportOptions {
   output?: string;
@@ -59,11 +59,14 @@ Exit codes: 0 ok, 1 internal error, 2 bad arguments (unreadable or malformed inp
   );
 }
 
-/** Read and parse a folded file, with the file name in any error. */
-export function readFolded(input: string): Stack[] {
+/**
+ * Read and parse a folded file, with the file name in any error. Its lines
+ * are merged here, once: a file may repeat a stack (flamegraph.pl sums them).
+ */
+export function readFolded(input: string): UniqueStacks {
   const text = readInput(input);
   try {
-    return parseFolded(text);
+    return mergeIdentical(parseFolded(text));
   } catch (err) {
     throw new CliError(`${input === STDIO ? 'stdin' : input}: ${(err as Error).message}`, ExitCode.BadArguments);
   }

@@ -2,7 +2,7 @@
 // each program; a refusal becomes the one line of load-error.ts.
 import { release } from 'node:os';
 import type { Logger } from 'pino';
-import type { NativeError, NativeSession } from '../native/addon.js';
+import type { NativeError, NativeProgramInfo } from '../native/addon.js';
 import { describeLoadFailure } from './load-error.js';
 import { programFigures, type ProgramFigure } from './verifier.js';
 
@@ -10,7 +10,7 @@ import { programFigures, type ProgramFigure } from './verifier.js';
  * session.load(), keeping the verifier's full log when the logger is at
  * trace level (and writing it to stderr when a program is rejected).
  */
-export function loadBpfObject(session: NativeSession, log: Logger): ProgramFigure[] {
+export function loadBpfObject(session: { load(fullLog: boolean): void; programs(): NativeProgramInfo[] }, log: Logger): ProgramFigure[] {
   const fullLog = log.isLevelEnabled('trace');
   try {
     session.load(fullLog);

@@ -2,6 +2,7 @@
 // Pure: every lookup that needs the target process comes in as a resolver,
 // so the rules (what to trust, where Lua frames go) are unit-tested alone.
 import { SampleFlags, VmState, type SampleKey } from '../native/abi.js';
+import { safeFrameName } from '../report/frame.js';
 import type { FrameResolvers, UserFrame } from '../symbolize/frame-resolvers.js';
 
 export interface AssembledStack {
@@ -88,7 +89,17 @@ function spliceUnwound(key: SampleKey, natives: UserFrame[], resolve: FrameResol
   return { frames: [...leafFirst.reverse(), ...kernel], nativeCutShort: stoppedEarly };
 }
 
+/**
+ * One key's frames, root first. Every name is made safe for every output
+ * here, where the stack is made (a Lua chunk named by its source text may
+ * hold `;`, which would split the frame in a folded line).
+ */
 export function assembleStack(key: SampleKey, resolve: FrameResolvers): AssembledStack {
+  const stack = assembleNames(key, resolve);
+  return { frames: stack.frames.map(safeFrameName), nativeCutShort: stack.nativeCutShort };
+}
+
+function assembleNames(key: SampleKey, resolve: FrameResolvers): AssembledStack {
   if (key.flags & SampleFlags.UnwindCfi) {
     const kernel = key.kernel.map((addr) => resolve.kernel(addr)).reverse();
     // Return addresses point after their call: name the call instruction.

@@ -5,8 +5,8 @@
 import type { Logger } from 'pino';
 import { type LuajitInProcess, chooseTable, chooseTableFromDispatch, chooseTableFromWords, interpreterRange, widenToVm } from '../luajit/detect.js';
 import { type LuajitTable, tableName } from '../luajit/offset-tables.js';
-import { decodeProcState, encodeProcState, type ExecMapping, PROC_NO_LUAJIT, type ProcState, u32Key } from '../native/abi.js';
-import type { NativeSession } from '../native/addon.js';
+import { type ExecMapping, PROC_NO_LUAJIT, type ProcState } from '../native/abi.js';
+import type { ProfilerObject } from '../native/profiler-object.js';
 import type { ProcessContext } from '../symbolize/process-symbolizer.js';
 
 export interface Target {
@@ -55,12 +55,11 @@ export function targetOutcome(pid: number, t: Target): TargetOutcome {
  * interpreter's code range, tell the kernel side, and detach the uprobes so
  * the process's requests stop paying for the trap.
  */
-export function learnGlobalStates(session: NativeSession, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
+export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
   for (const [pid, t] of targets) {
     if (t.gKnown || !t.luajit || t.candidates.length === 0) continue;
-    const raw = session.mapLookup('procs', u32Key(pid));
-    if (!raw) continue;
-    const state = decodeProcState(raw);
+    const state = bpf.processState(pid);
+    if (!state) continue;
     const { ctx } = t;
     const lj = t.luajit;
     if (state.L === 0n) {
@@ -68,29 +67,29 @@ export function learnGlobalStates(session: NativeSession, targets: Map<number, T
       // value from outside the VM just fails to validate, so keep waiting.
       const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
       if (viaDispatch) {
-        adopt(session, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
+        adopt(bpf, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
         continue;
       }
       // Or a lua_State pointer in the VM's C frame near the stack top.
       const viaStack = ctx.mem ? chooseTableFromWords(ctx.mem, t.candidates, state.stackWords) : null;
-      if (viaStack) adopt(session, t, pid, state, viaStack, tables, log, 'stack');
+      if (viaStack) adopt(bpf, t, pid, state, viaStack, tables, log, 'stack');
       continue;
     }
     t.gKnown = true;
     const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
     if (!chosen) {
-      detachAll(session, t);
-      session.mapUpdate('procs', u32Key(pid), encodeProcState({ ...state, table: PROC_NO_LUAJIT }));
+      detachAll(bpf, t);
+      bpf.setProcessState(pid, { ...state, table: PROC_NO_LUAJIT });
       log.warn({ target: pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
       continue;
     }
-    adopt(session, t, pid, state, chosen, tables, log, 'uprobe');
+    adopt(bpf, t, pid, state, chosen, tables, log, 'uprobe');
   }
 }
 
 /** Uses a validated global_State: tell the kernel side, then drop the uprobes. */
 function adopt(
-  session: NativeSession,
+  bpf: ProfilerObject,
   t: Target,
   pid: number,
   state: ProcState,
@@ -108,22 +107,18 @@ function adopt(
   const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
   const range = handlers ? widenToVm(handlers, lj) : null;
   ctx.vm = range;
-  session.mapUpdate(
-    'procs',
-    u32Key(pid),
-    encodeProcState({ ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n }),
-  );
+  bpf.setProcessState(pid, { ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n });
   // Detaching waits for the kernel to quiesce (tens of ms per probe):
   // only now, so the samples meanwhile already get Lua frames.
-  detachAll(session, t);
+  detachAll(bpf, t);
   log.info(
     { target: pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
     `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
   );
 }
 
-export function detachAll(session: NativeSession, t: Target): void {
-  for (const link of t.uprobeLinks) session.detach(link);
+export function detachAll(bpf: ProfilerObject, t: Target): void {
+  for (const link of t.uprobeLinks) bpf.detach(link);
   t.uprobeLinks = [];
 }
 

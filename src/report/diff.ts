@@ -2,11 +2,10 @@
 // change). Counts are compared as shares of each run's total, so runs of
 // different length or frequency compare fairly.
 
-import { sanitizeFrame } from './fold.js';
-import { byCodeUnits, compareFrames, mergeIdentical } from './frame.js';
 import { mergeStacks, type FrameNode } from './flamegraph/merge.js';
 import { renderFrameTree, type FlameGraphOptions, type FramePainter } from './flamegraph/svg.js';
-import type { Stack } from './stack.js';
+import { isSafeFrameName } from './frame.js';
+import { byCodeUnits, compareFrames, type Stack, type UniqueStacks } from './stack.js';
 import { markdownCode, markdownText, summarize, type FunctionShare } from './summary.js';
 
 /** One stack in either run, with its counts and shares on both sides. */
@@ -44,9 +43,9 @@ function changePp(before: number, beforeTotal: number, after: number, afterTotal
  * stacks with a zero count or no frames are left out. The result holds
  * every stack seen in either run, sorted by frames.
  */
-export function diffStacks(before: Stack[], after: Stack[]): DiffStack[] {
-  const b = mergeIdentical(before);
-  const a = mergeIdentical(after);
+export function diffStacks(before: UniqueStacks, after: UniqueStacks): DiffStack[] {
+  const b = before;
+  const a = after;
   const beforeTotal = b.reduce((sum, s) => sum + s.count, 0);
   const afterTotal = a.reduce((sum, s) => sum + s.count, 0);
   const out: DiffStack[] = [];
@@ -74,16 +73,14 @@ export function diffStacks(before: Stack[], after: Stack[]): DiffStack[] {
  * read for their differential graphs. Sorted by the stack text.
  */
 export function foldDiff(diff: DiffStack[]): string {
-  const counts = new Map<string, [number, number]>();
-  for (const d of diff) {
-    const key = d.frames.map(sanitizeFrame).join(';');
-    const c = counts.get(key) ?? [0, 0];
-    c[0] += d.before;
-    c[1] += d.after;
-    counts.set(key, c);
-  }
-  const keys = [...counts.keys()].sort(byCodeUnits);
-  return keys.map((k) => `${k} ${counts.get(k)![0]} ${counts.get(k)![1]}\n`).join('');
+  // diffStacks pairs merged stacks: one line per stack already.
+  const lines = diff.map((d) => {
+    for (const frame of d.frames) {
+      if (!isSafeFrameName(frame)) throw new Error(`frame name not made safe where it was made: ${JSON.stringify(frame)}`);
+    }
+    return `${d.frames.join(';')} ${d.before} ${d.after}\n`;
+  });
+  return lines.sort(byCodeUnits).join('');
 }
 
 export interface DiffFlameGraphOptions extends FlameGraphOptions {
@@ -156,7 +153,7 @@ function vanishedSamples(before: FrameNode, after: FrameNode): number {
  * are not drawn; the subtitle says what share of the before run that was.
  * Tooltips read `name (before X%, after Y%, change +Z pp)`.
  */
-export function renderDiffFlameGraph(before: Stack[], after: Stack[], options: DiffFlameGraphOptions = {}): string {
+export function renderDiffFlameGraph(before: UniqueStacks, after: UniqueStacks, options: DiffFlameGraphOptions = {}): string {
   const saturatePp = options.saturatePp ?? DEFAULT_SATURATE_PP;
   if (!(saturatePp > 0) || !Number.isFinite(saturatePp)) {
     throw new RangeError(`diff flame graph option saturatePp must be a number > 0, got ${String(saturatePp)}`);
@@ -226,10 +223,10 @@ export interface DiffSummaryOptions {
  * of each run's own total (so runs of different length compare fairly).
  * A function is a unique frame text, as in the summary of one run.
  */
-export function summarizeDiff(before: Stack[], after: Stack[], options: DiffSummaryOptions = {}): DiffSummary {
+export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options: DiffSummaryOptions = {}): DiffSummary {
   const top = options.top ?? 15;
   if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`diff summary top must be a non-negative integer, got ${String(top)}`);
-  const side = (stacks: Stack[]) => {
+  const side = (stacks: readonly Stack[]) => {
     const s = summarize(stacks, { top: Number.MAX_SAFE_INTEGER });
     return { total: s.totalSamples, byName: new Map<string, FunctionShare>(s.topTotal.map((f) => [f.name, f])) };
   };

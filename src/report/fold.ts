@@ -1,45 +1,24 @@
 // Folded stacks: one line per unique stack, `root;...;leaf <count>`.
 // This is the interchange format with flamegraph.pl, inferno and speedscope.
 
-import type { Stack } from './stack.js';
+import { isSafeFrameName } from './frame.js';
+import { byCodeUnits, type Stack, type UniqueStacks } from './stack.js';
 
 /**
- * Make a frame name safe for a folded line: `;` separates frames, and a line
- * break would end the record, so `;` becomes `:` and CR/LF become spaces.
+ * Folded text: one line per stack, `root;...;leaf <count>`, lines in
+ * code-unit order of their text (independent of locale), ending with a
+ * newline; empty input gives an empty string. The stacks come merged
+ * (mergeIdentical) with safe names (safeFrameName, where each was made): a
+ * name that would split a frame or end the line is a bug, and throws.
  */
-export function sanitizeFrame(name: string): string {
-  return name.replace(/;/g, ':').replace(/\r\n|[\r\n]/g, ' ');
-}
-
-function checkCount(count: number): void {
-  if (!Number.isSafeInteger(count) || count < 0) {
-    throw new RangeError(`stack count must be a non-negative integer, got ${String(count)}`);
-  }
-}
-
-function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * Fold stacks into text: identical stacks (after sanitizing) are merged and
- * their counts summed; lines are sorted by the stack text (code-unit order,
- * independent of locale), and the text ends with a newline. Stacks with no
- * frames or a zero count cannot be written and are left out. Empty input
- * gives an empty string.
- */
-export function foldStacks(stacks: Stack[]): string {
-  const counts = new Map<string, number>();
-  for (const stack of stacks) {
-    checkCount(stack.count);
-    if (stack.count === 0 || stack.frames.length === 0) continue;
-    const key = stack.frames.map(sanitizeFrame).join(';');
-    counts.set(key, (counts.get(key) ?? 0) + stack.count);
-  }
-  const keys = [...counts.keys()].sort(byCodeUnits);
-  let out = '';
-  for (const key of keys) out += `${key} ${counts.get(key)}\n`;
-  return out;
+export function foldStacks(stacks: UniqueStacks): string {
+  const lines = stacks.map((stack) => {
+    for (const frame of stack.frames) {
+      if (!isSafeFrameName(frame)) throw new Error(`frame name not made safe where it was made: ${JSON.stringify(frame)}`);
+    }
+    return `${stack.frames.join(';')} ${stack.count}\n`;
+  });
+  return lines.sort(byCodeUnits).join('');
 }
 
 /** Longest offending line text quoted in a parse error. */

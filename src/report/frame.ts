@@ -1,8 +1,5 @@
-// Helpers shared by the exporters: taking a frame name apart, and merging
-// stacks into a stable order.
-
-import { frameKind } from './flamegraph/color.js';
-import type { Stack } from './stack.js';
+// Frame names: what kind of frame a name is, taking a Lua frame's name
+// apart, and making a name safe for every output where it is made.
 
 /** The parts of a Lua frame name `name (chunk:line)` or `(chunk:line)`. */
 export interface LuaFrame {
@@ -33,43 +30,43 @@ export function parseLuaFrame(frame: string): LuaFrame | null {
   return m ? { name: m[1] ?? '', chunk: m[2], line } : { name: '', chunk: s![1], line };
 }
 
-export function checkCount(count: number): void {
-  if (!Number.isSafeInteger(count) || count < 0) {
-    throw new RangeError(`stack count must be a non-negative integer, got ${String(count)}`);
-  }
+/**
+ * A frame name as every output can carry it: `;` separates frames in a
+ * folded line and a line break ends the record, so `;` becomes `:` and CR/LF
+ * become spaces. Applied once, where a name is made (src/profile/assemble.ts);
+ * names read from a folded file are safe already.
+ */
+export function safeFrameName(name: string): string {
+  return name.replace(/;/g, ':').replace(/\r\n|[\r\n]/g, ' ');
 }
 
-/** Code-unit order, independent of locale. */
-export function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Compare frame lists element by element (a prefix sorts first). */
-export function compareFrames(a: readonly string[], b: readonly string[]): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const c = byCodeUnits(a[i], b[i]);
-    if (c !== 0) return c;
-  }
-  return a.length - b.length;
+/** Whether a name needs safeFrameName (outputs check, to catch a name made elsewhere). */
+export function isSafeFrameName(name: string): boolean {
+  return !/[;\r\n]/.test(name);
 }
 
 /**
- * Merge identical stacks (same frames) by summing their counts, drop stacks
- * with a zero count or no frames, and sort by frames. Validates counts
- * (RangeError for a negative or non-integer one). The result does not share
- * frame arrays with the input.
+ * - `lua`: `name (chunk:line)` or `(chunk:line)`; also the Lua frames of
+ *   stapxx's lj-lua-stacks/ngx-sample-lua-bt collapsed output
+ *   (`@/app/work.lua:12`, `=content_by_lua(nginx.conf:40):3`, and trace
+ *   frames `T:@/app/work.lua:12`)
+ * - `kernel`: names ending in `_[k]`
+ * - `vm`: bracketed pseudo frames such as `[GC]`, `[JIT compiler]`,
+ *   `[trace exit]`, `[unknown]`, `[libfoo.so+0x12]`
+ * - `native`: everything else (C symbols, fast functions, the root)
  */
-export function mergeIdentical(stacks: readonly Stack[]): Stack[] {
-  const merged = new Map<string, Stack>();
-  for (const stack of stacks) {
-    checkCount(stack.count);
-    if (stack.count === 0 || stack.frames.length === 0) continue;
-    // JSON keeps frame boundaries unambiguous whatever the names contain.
-    const key = JSON.stringify(stack.frames);
-    const seen = merged.get(key);
-    if (seen) seen.count += stack.count;
-    else merged.set(key, { frames: [...stack.frames], count: stack.count });
-  }
-  return [...merged.values()].sort((a, b) => compareFrames(a.frames, b.frames));
+export type FrameKind = 'lua' | 'kernel' | 'vm' | 'native';
+
+// A Lua location is a parenthesized `chunk:line` at the end of the name, either
+// the whole name or after a space. The chunk may itself contain `:` and
+// parentheses (`content_by_lua(nginx.conf:40)`), so match greedily.
+const LUA_FRAME = /(?:^|\s)\(.*:\d+\)$/;
+// stapxx writes a Lua frame as its chunk name (`@file` or `=name`) and line.
+const STAPXX_LUA_FRAME = /^(?:T:)?[@=].*:\d+$/;
+
+export function frameKind(name: string): FrameKind {
+  if (name.endsWith('_[k]')) return 'kernel';
+  if (name.length >= 2 && name.startsWith('[') && name.endsWith(']')) return 'vm';
+  if (LUA_FRAME.test(name) || STAPXX_LUA_FRAME.test(name)) return 'lua';
+  return 'native';
 }

@@ -9,8 +9,8 @@
 
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { mergeIdentical, parseLuaFrame } from './frame.js';
-import type { Stack } from './stack.js';
+import { parseLuaFrame } from './frame.js';
+import type { Stack, UniqueStacks } from './stack.js';
 
 export interface PprofMeta {
   /** Sampling frequency in Hz: each sample stands for 1e9 / frequencyHz ns of CPU. */
@@ -44,7 +44,7 @@ function checkMeta(meta: PprofMeta): void {
  * Stacks with no frames or a zero count are left out. Output depends only on
  * the input: the gzip header carries no time stamp.
  */
-export function encodePprof(stacks: Stack[], meta: PprofMeta): Buffer {
+export function encodePprof(stacks: UniqueStacks, meta: PprofMeta): Buffer {
   checkMeta(meta);
   const strings = new StringTable();
   const functions: PprofFunction[] = [];
@@ -73,7 +73,7 @@ export function encodePprof(stacks: Stack[], meta: PprofMeta): Buffer {
 
   const nsPerSample = NS_PER_SEC / meta.frequencyHz;
   const samples: Sample[] = [];
-  for (const stack of mergeIdentical(stacks)) {
+  for (const stack of stacks) {
     // Ids are handed out root first, so the tables read top-down.
     const rootFirst = stack.frames.map(idOf);
     samples.push(

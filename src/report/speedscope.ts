@@ -2,8 +2,8 @@
 // file format (https://www.speedscope.app/file-format-schema.json), for
 // https://www.speedscope.app or `speedscope file.json`.
 
-import { mergeIdentical, parseLuaFrame } from './frame.js';
-import type { Stack } from './stack.js';
+import { parseLuaFrame } from './frame.js';
+import type { UniqueStacks } from './stack.js';
 
 export const SPEEDSCOPE_SCHEMA = 'https://www.speedscope.app/file-format-schema.json';
 
@@ -50,7 +50,7 @@ export interface SpeedscopeFile {
  * numbered in order of first appearance. Stacks with no frames or a zero
  * count are left out. endValue is the sum of the weights.
  */
-export function toSpeedscope(stacks: Stack[], meta: SpeedscopeMeta): SpeedscopeFile {
+export function toSpeedscope(stacks: UniqueStacks, meta: SpeedscopeMeta): SpeedscopeFile {
   if (!(meta.frequencyHz > 0) || !Number.isFinite(meta.frequencyHz)) {
     throw new RangeError(`frequencyHz must be a positive number, got ${String(meta.frequencyHz)}`);
   }
@@ -71,7 +71,7 @@ export function toSpeedscope(stacks: Stack[], meta: SpeedscopeMeta): SpeedscopeF
   const samples: number[][] = [];
   const weights: number[] = [];
   let endValue = 0;
-  for (const stack of mergeIdentical(stacks)) {
+  for (const stack of stacks) {
     samples.push(stack.frames.map(indexOf));
     const weight = stack.count * msPerSample;
     weights.push(weight);

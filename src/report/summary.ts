@@ -2,8 +2,7 @@
 // where the LuaJIT VM itself spent time, and how much was lost or cut short.
 // Markdown for CI job summaries ($GITHUB_STEP_SUMMARY) and JSON for tools.
 
-import { byCodeUnits, checkCount } from './frame.js';
-import type { Stack } from './stack.js';
+import { byCodeUnits, checkCount, type Stack } from './stack.js';
 
 /** LuaJIT VM states, as counted by the sampler from `global_State.vmstate`. */
 export type VmStateName = 'interpreted' | 'compiled' | 'c' | 'gc' | 'jit' | 'exit';
@@ -131,7 +130,7 @@ function rank(
  * appears at least once (recursion counts once). Everything is ordered
  * deterministically. Throws a RangeError for negative or non-integer counts.
  */
-export function summarize(stacks: Stack[], extra: SummaryExtra = {}): Summary {
+export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): Summary {
   const top = extra.top ?? DEFAULT_TOP;
   checkCounter('top', top);
   let totalSamples = 0;

@@ -3,7 +3,7 @@
 // process that maps the file), and each process's executable mappings with
 // the address bias and row range of their file into proc_maps.
 import { encodeProcMappings, type ExecMapping, MAX_MAPPINGS, MAX_UNWIND_ROWS, u32Key } from '../native/abi.js';
-import type { NativeSession } from '../native/addon.js';
+import type { ProfilerObject } from '../native/profiler-object.js';
 import { fileOffsetToVaddr } from '../elf/elf-file.js';
 import { loadElfObject } from '../elf/elf-cache.js';
 import { targetFilePath } from '../target/target-files.js';
@@ -69,7 +69,7 @@ export class UnwindLoader {
   readonly report: UnwindLoadReport = { files: 0, rows: 0, skipped: new Map() };
 
   constructor(
-    private readonly session: NativeSession,
+    private readonly bpf: ProfilerObject,
     private readonly capacity = MAX_UNWIND_ROWS,
   ) {}
 
@@ -87,7 +87,7 @@ export class UnwindLoader {
     const count = encoded.length / UNWIND_ROW_SIZE;
     if (count === 0) return this.skip('no .eh_frame');
     if (this.nextRow + count > this.capacity) return this.skip('row table full');
-    this.session.mapFillArray('unwind_rows', this.nextRow, encoded);
+    this.bpf.loadUnwindRows(this.nextRow, encoded);
     const loaded = { rowFirst: this.nextRow, rowCount: count };
     this.nextRow += count;
     this.files.set(identity, loaded);
@@ -117,7 +117,7 @@ export class UnwindLoader {
       if (!loaded || vaddr === undefined) continue;
       out.push({ start: m.start, end: m.end, bias: m.start - vaddr, rowFirst: loaded.rowFirst, rowCount: loaded.rowCount });
     }
-    this.session.mapUpdate('proc_maps', u32Key(pid), encodeProcMappings(out, ++this.generation));
+    this.bpf.setProcessMappings(pid, out, ++this.generation);
     return out;
   }
 }

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { frameKind } from '../../src/report/flamegraph/color.js';
+import { frameKind } from '../../src/report/frame.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { type Stack } from '../../src/report/stack.js';
 import { appDir, luajitBuild, profileToFolded, requireRoot, sleep } from '../support/fixture.js';

@@ -3,7 +3,7 @@
 // stands for its workers, and a process without LuaJIT still gets C frames.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frameKind } from '../../src/report/flamegraph/color.js';
+import { frameKind } from '../../src/report/frame.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { appDir, definitionLine, type Fixture, profileToFolded, requireRoot, sleep, startFixture, startLoad } from '../support/fixture.js';
 

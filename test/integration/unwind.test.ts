@@ -2,7 +2,7 @@
 // them), the .eh_frame unwinder must carry nearly every sample from the Lua
 // code down through ngx_lua and nginx to main, with nothing unknown between.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frameKind } from '../../src/report/flamegraph/color.js';
+import { frameKind } from '../../src/report/frame.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { type Fixture, profileToFolded, requireRoot, sleep, startFixture, startLoad } from '../support/fixture.js';
 

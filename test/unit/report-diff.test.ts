@@ -1,17 +1,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  diffColor,
-  diffStacks,
-  foldDiff,
-  renderDiffFlameGraph,
-  renderDiffSummaryJson,
-  renderDiffSummaryMarkdown,
-  summarizeDiff,
-} from '../../src/report/diff.js';
+import * as diff from '../../src/report/diff.js';
+import { diffColor, foldDiff, renderDiffSummaryJson, renderDiffSummaryMarkdown } from '../../src/report/diff.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { renderFlameGraph } from '../../src/report/flamegraph/svg.js';
-import type { Stack } from '../../src/report/stack.js';
+import { mergeIdentical, type Stack } from '../../src/report/stack.js';
+
+// As the CLI does: each side's stacks are merged once (mergeIdentical), then compared.
+const diffStacks = (before: Stack[], after: Stack[]) => diff.diffStacks(mergeIdentical(before), mergeIdentical(after));
+const renderDiffFlameGraph = (before: Stack[], after: Stack[], options?: diff.DiffFlameGraphOptions) =>
+  diff.renderDiffFlameGraph(mergeIdentical(before), mergeIdentical(after), options);
+const summarizeDiff = (before: Stack[], after: Stack[], options?: diff.DiffSummaryOptions) =>
+  diff.summarizeDiff(mergeIdentical(before), mergeIdentical(after), options);
 
 const fixture = (name: string): URL => new URL(`../../fixtures/report/${name}`, import.meta.url);
 const small = parseFolded(readFileSync(fixture('small.folded'), 'utf8'));
@@ -107,15 +107,16 @@ describe('diffStacks', () => {
 });
 
 describe('foldDiff', () => {
-  it('writes two-column folded stacks, sorted and sanitized', () => {
+  it('writes two-column folded stacks, sorted, and refuses a name not made safe', () => {
     const d = diffStacks(
       [
-        { frames: ['a', 'b;c'], count: 6 },
+        { frames: ['a', 'b:c'], count: 6 },
         { frames: ['a'], count: 1 },
       ],
-      [{ frames: ['a', 'b;c'], count: 3 }],
+      [{ frames: ['a', 'b:c'], count: 3 }],
     );
     expect(foldDiff(d)).toBe('a 1 0\na;b:c 6 3\n');
+    expect(() => foldDiff(diffStacks([{ frames: ['a', 'b;c'], count: 1 }], []))).toThrow(/not made safe/);
     expect(foldDiff([])).toBe('');
   });
 });

@@ -4,8 +4,11 @@ import { Profile } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
 import { foldStacks, parseFolded } from '../../src/report/fold.js';
 import { parseLuaFrame } from '../../src/report/frame.js';
-import { decodePprof, encodePprof } from '../../src/report/pprof.js';
-import type { Stack } from '../../src/report/stack.js';
+import { decodePprof, encodePprof as encodeUnique, type PprofMeta } from '../../src/report/pprof.js';
+import { mergeIdentical, type Stack } from '../../src/report/stack.js';
+
+// As the CLI does: stacks are merged once (mergeIdentical), then encoded.
+const encodePprof = (stacks: Stack[], meta: PprofMeta) => encodeUnique(mergeIdentical(stacks), meta);
 
 const small = parseFolded(readFileSync(new URL('../../fixtures/report/small.folded', import.meta.url), 'utf8'));
 const meta = { frequencyHz: 99, durationNs: 30_000_000_000n, startNs: 1_700_000_000_000_000_000n };

@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { foldStacks, parseFolded } from '../../src/report/fold.js';
-import { SPEEDSCOPE_SCHEMA, toSpeedscope } from '../../src/report/speedscope.js';
+import { SPEEDSCOPE_SCHEMA, toSpeedscope as toSpeedscopeUnique } from '../../src/report/speedscope.js';
+import { mergeIdentical, type Stack } from '../../src/report/stack.js';
+
+// As the CLI does: stacks are merged once (mergeIdentical), then converted.
+const toSpeedscope = (stacks: Stack[], meta: Parameters<typeof toSpeedscopeUnique>[1]) => toSpeedscopeUnique(mergeIdentical(stacks), meta);
 
 const small = parseFolded(readFileSync(new URL('../../fixtures/report/small.folded', import.meta.url), 'utf8'));
 

@@ -1,31 +1,6 @@
 // Frame colours: the kind of frame picks a hue band, a hash of the name picks
 // a stable spot inside it. No randomness, so golden SVGs stay byte-identical.
-
-/**
- * - `lua`: `name (chunk:line)` or `(chunk:line)`; also the Lua frames of
- *   stapxx's lj-lua-stacks/ngx-sample-lua-bt collapsed output
- *   (`@/app/work.lua:12`, `=content_by_lua(nginx.conf:40):3`, and trace
- *   frames `T:@/app/work.lua:12`)
- * - `kernel`: names ending in `_[k]`
- * - `vm`: bracketed pseudo frames such as `[GC]`, `[JIT compiler]`,
- *   `[trace exit]`, `[unknown]`, `[libfoo.so+0x12]`
- * - `native`: everything else (C symbols, fast functions, the root)
- */
-export type FrameKind = 'lua' | 'kernel' | 'vm' | 'native';
-
-// A Lua location is a parenthesized `chunk:line` at the end of the name, either
-// the whole name or after a space. The chunk may itself contain `:` and
-// parentheses (`content_by_lua(nginx.conf:40)`), so match greedily.
-const LUA_FRAME = /(?:^|\s)\(.*:\d+\)$/;
-// stapxx writes a Lua frame as its chunk name (`@file` or `=name`) and line.
-const STAPXX_LUA_FRAME = /^(?:T:)?[@=].*:\d+$/;
-
-export function frameKind(name: string): FrameKind {
-  if (name.endsWith('_[k]')) return 'kernel';
-  if (name.length >= 2 && name.startsWith('[') && name.endsWith(']')) return 'vm';
-  if (LUA_FRAME.test(name) || STAPXX_LUA_FRAME.test(name)) return 'lua';
-  return 'native';
-}
+import { frameKind, type FrameKind } from '../frame.js';
 
 /**
  * How frames are coloured:

@@ -1,6 +1,7 @@
 export { mergeStacks, type FrameNode } from './merge.js';
 export { layoutFrames, layoutNodes, type FrameRect, type LaidOutNode, type LayoutOptions } from './layout.js';
-export { COLOR_SCHEMES, frameColor, frameKind, hashName, type ColorScheme, type FrameKind } from './color.js';
+export { COLOR_SCHEMES, frameColor, hashName, type ColorScheme } from './color.js';
+export { frameKind, type FrameKind } from '../frame.js';
 export {
   renderFlameGraph,
   renderFrameTree,

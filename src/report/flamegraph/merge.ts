@@ -36,7 +36,7 @@ function freeze(node: Building): FrameNode {
  * counts as self time of the root. Throws a RangeError for a negative or
  * non-integer count.
  */
-export function mergeStacks(stacks: Stack[], rootName = 'all'): FrameNode {
+export function mergeStacks(stacks: readonly Stack[], rootName = 'all'): FrameNode {
   const root: Building = { name: rootName, self: 0, total: 0, children: new Map() };
   for (const stack of stacks) {
     const { count } = stack;

@@ -140,7 +140,7 @@ function plainPainter(scheme: ColorScheme): FramePainter {
  * frame zooms into it, "Search" highlights matching frames. With no samples
  * the image just says "no samples".
  */
-export function renderFlameGraph(stacks: Stack[], options: FlameGraphOptions = {}): string {
+export function renderFlameGraph(stacks: readonly Stack[], options: FlameGraphOptions = {}): string {
   const colors = options.colors ?? DEFAULTS.colors;
   if (!COLOR_SCHEMES.includes(colors)) {
     throw new RangeError(`flame graph option colors must be one of ${COLOR_SCHEMES.join(', ')}, got ${String(colors)}`);
