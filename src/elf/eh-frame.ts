@@ -23,6 +23,7 @@
  * Parsers take the section bytes and the section's vaddr; they never read
  * files. Entries that cannot be parsed are skipped and reported in `errors`.
  */
+import { lastAtOrBelow } from '../search.js';
 
 // Pointer encodings (DW_EH_PE_*): low nibble is the format, bits 4-6 the base.
 export const DW_EH_PE_absptr = 0x00;
@@ -524,17 +525,6 @@ export function parseEhFrameHdr(data: Buffer, vaddr: bigint): EhFrameHdr {
  */
 export function lookupFdeAddress(hdr: EhFrameHdr, pc: bigint): bigint | undefined {
   const locs = hdr.initialLocs;
-  let lo = 0;
-  let hi = locs.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (locs[mid] <= pc) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
+  const found = lastAtOrBelow(locs.length, (i) => locs[i], pc);
   return found < 0 ? undefined : hdr.fdeAddrs[found];
 }

@@ -20,6 +20,7 @@ import {
   SHT_SYMTAB,
   vaddrToFileOffsetIn,
 } from './elf-file.js';
+import { lastAtOrBelow } from '../search.js';
 
 const STT_NOTYPE = 0;
 const STT_FUNC = 2;
@@ -208,19 +209,7 @@ export function buildSymbolTable(raw: RawSymbol[], segments: LoadSegment[]): Sym
 
 /** Index of the last symbol with start <= vaddr, or -1. */
 function floorIndex(symbols: readonly ElfSymbol[], vaddr: bigint): number {
-  let lo = 0;
-  let hi = symbols.length - 1;
-  let ans = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (symbols[mid].start <= vaddr) {
-      ans = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return ans;
+  return lastAtOrBelow(symbols.length, (i) => symbols[i].start, vaddr);
 }
 
 /** The function containing vaddr (an ELF virtual address, not a runtime one). */

@@ -4,6 +4,7 @@
 // function starts, and finds the extent of LuaJIT's interpreter.
 import { type ElfInfo } from './elf-file.js';
 import { parseEhFrame } from './eh-frame.js';
+import { lastAtOrBelow } from '../search.js';
 
 export interface FunctionRange {
   start: bigint;
@@ -28,19 +29,6 @@ export function functionRangesFromEhFrame(info: ElfInfo): FunctionRange[] {
 
 /** The range holding vaddr (binary search), or undefined. */
 export function findFunctionRange(ranges: readonly FunctionRange[], vaddr: bigint): FunctionRange | undefined {
-  let lo = 0;
-  let hi = ranges.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ranges[mid].start <= vaddr) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  if (found < 0) return undefined;
-  const r = ranges[found];
-  return vaddr < r.end ? r : undefined;
+  const r = ranges[lastAtOrBelow(ranges.length, (i) => ranges[i].start, vaddr)];
+  return r && vaddr < r.end ? r : undefined;
 }

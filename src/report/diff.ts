@@ -5,7 +5,7 @@
 import { mergeStacks, type FrameNode } from './flamegraph/merge.js';
 import { renderFrameTree, type FlameGraphOptions, type FramePainter } from './flamegraph/svg.js';
 import { isSafeFrameName } from './frame.js';
-import { byCodeUnits, compareFrames, type Stack, type UniqueStacks } from './stack.js';
+import { byCodeUnits, checkCount, compareFrames, type Stack, type UniqueStacks } from './stack.js';
 import { markdownCode, markdownText, summarize, type FunctionShare } from './summary.js';
 
 /** One stack in either run, with its counts and shares on both sides. */
@@ -225,7 +225,7 @@ export interface DiffSummaryOptions {
  */
 export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options: DiffSummaryOptions = {}): DiffSummary {
   const top = options.top ?? 15;
-  if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`diff summary top must be a non-negative integer, got ${String(top)}`);
+  checkCount(top, 'diff summary top');
   const side = (stacks: readonly Stack[]) => {
     const s = summarize(stacks, { top: Number.MAX_SAFE_INTEGER });
     return { total: s.totalSamples, byName: new Map<string, FunctionShare>(s.topTotal.map((f) => [f.name, f])) };

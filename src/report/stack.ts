@@ -16,9 +16,10 @@ declare const unique: unique symbol;
 /** Stacks as mergeIdentical returns them: no two alike, none empty, sorted by frames. */
 export type UniqueStacks = readonly Stack[] & { readonly [unique]: true };
 
-export function checkCount(count: number): void {
+/** A count (of samples, entries, ...) must be a non-negative integer: RangeError otherwise. */
+export function checkCount(count: number, what = 'stack count'): void {
   if (!Number.isSafeInteger(count) || count < 0) {
-    throw new RangeError(`stack count must be a non-negative integer, got ${String(count)}`);
+    throw new RangeError(`${what} must be a non-negative integer, got ${String(count)}`);
   }
 }
 

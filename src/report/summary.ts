@@ -96,9 +96,7 @@ const DEFAULT_TITLE = 'apisix-profile';
 const DEFAULT_TOP = 15;
 
 function checkCounter(name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`summary ${name} must be a non-negative integer, got ${String(value)}`);
-  }
+  checkCount(value, `summary ${name}`);
 }
 
 function share(part: number, whole: number): number {

@@ -7,6 +7,7 @@
  * the table is empty and every lookup misses.
  */
 import { readFileSync } from 'node:fs';
+import { lastAtOrBelow } from '../search.js';
 
 export interface KernelSymbol {
   name: string;
@@ -159,18 +160,7 @@ export function kernelSymbolAt(table: KernelSymbols, i: number): KernelSymbol {
  */
 export function lookupKernel(table: KernelSymbols, addr: bigint): KernelLookup | undefined {
   const starts = table.starts;
-  let lo = 0;
-  let hi = starts.length - 1;
-  let ans = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (starts[mid] <= addr) {
-      ans = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
+  const ans = lastAtOrBelow(starts.length, (i) => starts[i], addr);
   if (ans < 0) return undefined;
   if (ans === starts.length - 1 && addr - starts[ans] >= LAST_SYMBOL_SPAN) return undefined;
   return { ...kernelSymbolAt(table, ans), offset: addr - starts[ans] };

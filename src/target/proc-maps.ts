@@ -6,6 +6,7 @@
  * `[vsyscall]` sits at 0xffffffffff600000, beyond Number's exact range.
  */
 import { readFileSync } from 'node:fs';
+import { lastAtOrBelow } from '../search.js';
 
 export interface Mapping {
   start: bigint;
@@ -80,16 +81,8 @@ export function parseProcMaps(text: string): Mapping[] {
 
 /** Binary search in maps sorted by start (as parseProcMaps returns them). */
 export function findMapping(maps: readonly Mapping[], addr: bigint): Mapping | undefined {
-  let lo = 0;
-  let hi = maps.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const m = maps[mid];
-    if (addr < m.start) hi = mid - 1;
-    else if (addr >= m.end) lo = mid + 1;
-    else return m;
-  }
-  return undefined;
+  const m = maps[lastAtOrBelow(maps.length, (i) => maps[i].start, addr)];
+  return m && addr < m.end ? m : undefined;
 }
 
 export function isExecutable(m: Mapping): boolean {

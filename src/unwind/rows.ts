@@ -22,6 +22,7 @@
 import type { ElfInfo } from '../elf/elf-file.js';
 import { type CfaState, type RegRule, X86_64_RBP, X86_64_RSP, cieInitialState, forEachCfaRow } from '../elf/cfa-program.js';
 import { type Cie, type Fde, parseEhFrame } from '../elf/eh-frame.js';
+import { lastAtOrBelow } from '../search.js';
 
 export type UnwindKind = 'rsp' | 'rbp' | 'plt' | 'undefined' | 'unsupported' | 'end';
 
@@ -208,19 +209,7 @@ export function compileUnwindRows(info: ElfInfo): UnwindRow[] {
 
 /** The row covering `vaddr` (binary search), or undefined before the first row. */
 export function lookupRow(rows: readonly UnwindRow[], vaddr: bigint): UnwindRow | undefined {
-  let lo = 0;
-  let hi = rows.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (rows[mid].pc <= vaddr) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found < 0 ? undefined : rows[found];
+  return rows[lastAtOrBelow(rows.length, (i) => rows[i].pc, vaddr)];
 }
 
 /**

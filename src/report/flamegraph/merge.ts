@@ -1,6 +1,6 @@
 // Merge pass: stacks -> a call tree with sample counts.
 
-import type { Stack } from '../stack.js';
+import { checkCount, type Stack } from '../stack.js';
 
 /** One node of the merged call tree. */
 export interface FrameNode {
@@ -40,9 +40,7 @@ export function mergeStacks(stacks: readonly Stack[], rootName = 'all'): FrameNo
   const root: Building = { name: rootName, self: 0, total: 0, children: new Map() };
   for (const stack of stacks) {
     const { count } = stack;
-    if (!Number.isSafeInteger(count) || count < 0) {
-      throw new RangeError(`stack count must be a non-negative integer, got ${String(count)}`);
-    }
+    checkCount(count);
     if (count === 0) continue;
     let node = root;
     node.total += count;
