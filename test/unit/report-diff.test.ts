@@ -5,6 +5,7 @@ import { diffColor, foldDiff, renderDiffSummaryJson, renderDiffSummaryMarkdown }
 import { parseFolded } from '../../src/report/fold.js';
 import { renderFlameGraph } from '../../src/report/flamegraph/svg.js';
 import { mergeIdentical, type Stack } from '../../src/report/stack.js';
+import { expectGolden } from '../support/golden.js';
 
 // As the CLI does: each side's stacks are merged once (mergeIdentical), then compared.
 const diffStacks = (before: Stack[], after: Stack[]) => diff.diffStacks(mergeIdentical(before), mergeIdentical(after));
@@ -220,12 +221,7 @@ describe('renderDiffFlameGraph', () => {
       title: 'small',
       subtitle: 'small.folded → small-after.folded',
     })).toBe(out);
-    const golden = fixture('small-diff.svg');
-    if (process.env.BLESS === '1') {
-      writeFileSync(golden, out);
-      return;
-    }
-    expect(out).toBe(readFileSync(golden, 'utf8'));
+    expectGolden('small-diff.svg', out);
   });
 });
 

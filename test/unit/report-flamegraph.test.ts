@@ -8,6 +8,7 @@ import { layoutFrames } from '../../src/report/flamegraph/layout.js';
 import { mergeStacks, type FrameNode } from '../../src/report/flamegraph/merge.js';
 import { escapeXml, fitLabel, renderFlameGraph } from '../../src/report/flamegraph/svg.js';
 import type { Stack } from '../../src/report/stack.js';
+import { expectGolden } from '../support/golden.js';
 
 // ---------------------------------------------------------------------------
 // A minimal XML well-formedness checker that also builds a tiny tree, so tests
@@ -835,40 +836,17 @@ describe('embedded search script', () => {
 
 describe('golden SVG', () => {
   const input = new URL('../../fixtures/report/small.folded', import.meta.url);
-  const golden = new URL('../../fixtures/report/small.svg', import.meta.url);
-
   it('matches fixtures/report/small.svg (BLESS=1 rewrites it)', () => {
     const stacks = parseFolded(readFileSync(input, 'utf8'));
     const out = renderFlameGraph(stacks, { title: 'small', subtitle: 'fixtures/report/small.folded' });
     parseXml(out);
-    if (process.env.BLESS === '1') {
-      writeFileSync(golden, out);
-      return;
-    }
-    let expected: string;
-    try {
-      expected = readFileSync(golden, 'utf8');
-    } catch {
-      throw new Error(`missing ${golden.pathname}; run with BLESS=1 to create it`);
-    }
-    expect(out).toBe(expected);
+    expectGolden('small.svg', out);
   });
 
   it('matches fixtures/report/small-icicle-mono.svg (BLESS=1 rewrites it)', () => {
-    const golden = new URL('../../fixtures/report/small-icicle-mono.svg', import.meta.url);
     const stacks = parseFolded(readFileSync(input, 'utf8'));
     const out = renderFlameGraph(stacks, { title: 'small', inverted: true, colors: 'mono', width: 900, minWidthPercent: 3 });
     parseXml(out);
-    if (process.env.BLESS === '1') {
-      writeFileSync(golden, out);
-      return;
-    }
-    let expected: string;
-    try {
-      expected = readFileSync(golden, 'utf8');
-    } catch {
-      throw new Error(`missing ${golden.pathname}; run with BLESS=1 to create it`);
-    }
-    expect(out).toBe(expected);
+    expectGolden('small-icicle-mono.svg', out);
   });
 });

@@ -8,6 +8,7 @@ import {
   summarize,
   type SummaryExtra,
 } from '../../src/report/summary.js';
+import { expectGolden } from '../support/golden.js';
 
 const small = parseFolded(readFileSync(new URL('../../fixtures/report/small.folded', import.meta.url), 'utf8'));
 
@@ -201,12 +202,6 @@ describe('renderSummaryMarkdown', () => {
   });
 
   it('matches fixtures/report/small.summary.md (BLESS=1 rewrites it)', () => {
-    const golden = new URL('../../fixtures/report/small.summary.md', import.meta.url);
-    const md = renderSummaryMarkdown(summarize(small, extra));
-    if (process.env.BLESS === '1') {
-      writeFileSync(golden, md);
-      return;
-    }
-    expect(md).toBe(readFileSync(golden, 'utf8'));
+    expectGolden('small.summary.md', renderSummaryMarkdown(summarize(small, extra)));
   });
 });
