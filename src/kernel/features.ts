@@ -13,12 +13,12 @@ import { atLeast, formatVersion, MIN_KERNEL, missingOn, parseRelease } from './m
 
 export const HIDE_ENV = 'APISIX_PROFILE_HIDE_FEATURES';
 
-export const HIDEABLE_FEATURES = ['root', 'kernel', 'btf', 'bpf', 'perf-events', 'uprobes', 'tracefs', 'docker'] as const;
+const HIDEABLE_FEATURES = ['root', 'kernel', 'btf', 'bpf', 'perf-events', 'uprobes', 'tracefs', 'docker'] as const;
 export type HideableFeature = (typeof HIDEABLE_FEATURES)[number];
 
 export const DEFAULT_BTF = '/sys/kernel/btf/vmlinux';
-export const SOFTWARE_PMU = '/sys/bus/event_source/devices/software';
-export const HARDWARE_PMU = '/sys/bus/event_source/devices/cpu';
+const SOFTWARE_PMU = '/sys/bus/event_source/devices/software';
+const HARDWARE_PMU = '/sys/bus/event_source/devices/cpu';
 export const UPROBE_PMU_TYPE = '/sys/bus/event_source/devices/uprobe/type';
 export const PERF_EVENT_PARANOID = '/proc/sys/kernel/perf_event_paranoid';
 /** Exists exactly when the kernel has the bpf() syscall (CONFIG_BPF_SYSCALL). */

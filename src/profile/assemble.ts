@@ -37,7 +37,7 @@ export function trustedUserFrames(frames: UserFrame[]): { kept: UserFrame[]; com
 }
 
 /** Lua frames (leaf first) cut into one run per VM entry, leaf first. */
-export function luaSegments(names: string[], fromC: boolean[]): string[][] {
+function luaSegments(names: string[], fromC: boolean[]): string[][] {
   const segments: string[][] = [];
   let current: string[] = [];
   names.forEach((name, i) => {

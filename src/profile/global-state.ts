@@ -117,7 +117,7 @@ function adopt(
   );
 }
 
-export function detachAll(bpf: ProfilerObject, t: Target): void {
+function detachAll(bpf: ProfilerObject, t: Target): void {
   for (const link of t.uprobeLinks) bpf.detach(link);
   t.uprobeLinks = [];
 }

@@ -58,7 +58,7 @@ export function countKey(stats: RunStats, key: SampleKey, count: number, nativeC
   }
 }
 
-export function vmStateBucket(vmstate: number): keyof RunStats['vmStates'] {
+function vmStateBucket(vmstate: number): keyof RunStats['vmStates'] {
   if (vmstate >= 0) return 'compiled';
   switch (vmstate) {
     case VmState.Interp:

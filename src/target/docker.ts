@@ -4,8 +4,8 @@
 import http from 'node:http';
 import { CliError, ExitCode } from '../errors.js';
 
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
-export const DOCKER_TIMEOUT_MS = 5_000;
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+const DOCKER_TIMEOUT_MS = 5_000;
 
 export type ContainerErrorKind =
   | 'bad-docker-host'
@@ -130,7 +130,7 @@ export function matchContainer(ref: string, list: ContainerSummary[]): Container
   return byPrefix[0] ?? null;
 }
 
-export function noSuchContainer(ref: string): ContainerError {
+function noSuchContainer(ref: string): ContainerError {
   return new ContainerError('no-such-container', `no container named or with id prefix '${ref}' (docker ps -a lists them)`);
 }
 

@@ -5,7 +5,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const LOCK_DIR = '/run/apisix-profile';
+const LOCK_DIR = '/run/apisix-profile';
 
 export interface ProfileLock {
   release(): void;

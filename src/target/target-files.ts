@@ -13,7 +13,7 @@ export function mapFilesPath(pid: number, m: Pick<Mapping, 'start' | 'end'>, pro
 }
 
 /** /proc/<pid>/root<path>: the path as the process sees it. */
-export function rootPath(pid: number, path: string, procRoot = '/proc'): string {
+function rootPath(pid: number, path: string, procRoot = '/proc'): string {
   return `${procRoot}/${pid}/root${path}`;
 }
 

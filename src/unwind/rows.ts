@@ -52,7 +52,7 @@ export interface UnwindTable {
 }
 
 /** Numeric kind codes in the encoded form (see encodeRows). */
-export const UNWIND_KIND_CODE: Readonly<Record<UnwindKind, number>> = {
+const UNWIND_KIND_CODE: Readonly<Record<UnwindKind, number>> = {
   undefined: 0,
   rsp: 1,
   rbp: 2,
@@ -98,7 +98,7 @@ function rbpOffsetOf(rule: RegRule): number | null | 'unsupported' {
 }
 
 /** Converts one state of the CFA machine into a compact row at `pc`. */
-export function toUnwindRow(pc: bigint, s: CfaState, signalFrame = false): UnwindRow {
+function toUnwindRow(pc: bigint, s: CfaState, signalFrame = false): UnwindRow {
   if (s.ra.kind === 'undefined') return special(pc, 'end');
   if (signalFrame || s.ra.kind !== 'offset' || s.ra.offset < -128 || s.ra.offset > 127) {
     return special(pc, 'unsupported');
