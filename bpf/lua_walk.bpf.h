@@ -12,6 +12,14 @@
 #ifndef APISIX_PROFILE_LUA_WALK_BPF_H
 #define APISIX_PROFILE_LUA_WALK_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "profiler.h"
+#include "walk_state.bpf.h"
+#include "maps.bpf.h"
+#include "helpers.bpf.h"
+
 #define LJ_TVALUE_SIZE 8
 #define LJ_FRAME_TYPE 3
 #define LJ_FRAME_TYPEP 7

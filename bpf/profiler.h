@@ -26,6 +26,9 @@
 /* Words of user stack copied while a process's global_State is unknown. */
 #define STACK_SNAPSHOT_WORDS 64
 
+/* Stack ids user space can mark as named (the `known` map). */
+#define MAX_KNOWN_STACKS 65536
+
 /* Processes one run may profile at once (workers of one or more masters). */
 #define MAX_PROCS 1024
 

@@ -10,6 +10,14 @@
 #ifndef APISIX_PROFILE_UNWIND_BPF_H
 #define APISIX_PROFILE_UNWIND_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "profiler.h"
+#include "walk_state.bpf.h"
+#include "maps.bpf.h"
+#include "helpers.bpf.h"
+
 #define LJ_TRACE_ENTRY_SP 16
 
 /* The mapping holding ip, by binary search over the sorted list. */

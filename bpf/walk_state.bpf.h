@@ -11,6 +11,9 @@
 #ifndef APISIX_PROFILE_WALK_STATE_BPF_H
 #define APISIX_PROFILE_WALK_STATE_BPF_H
 
+#include "vmlinux.h"
+#include "profiler.h"
+
 /* One Lua frame walk (lua_walk.bpf.h). */
 struct lua_walk {
 	__u64 frame;  /* link slot of the current frame */

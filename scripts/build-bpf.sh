@@ -22,6 +22,13 @@ if [ ! -s "$out/vmlinux.h" ]; then
   mv "$out/vmlinux.h.tmp" "$out/vmlinux.h"
 fi
 
+# Each header stands alone: it includes what it uses.
+for header in "$root"/bpf/*.bpf.h; do
+  printf '#include "%s"\n' "$(basename "$header")" |
+    clang -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I "$out" -I "$inc" -I "$root/bpf" -fsyntax-only -x c - ||
+    { echo "build-bpf: $(basename "$header") does not compile on its own" >&2; exit 1; }
+done
+
 clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
   -I "$out" -I "$inc" -I "$root/bpf" \
   -c "$root/bpf/profiler.bpf.c" -o "$out/profiler.bpf.o.tmp"

@@ -2,7 +2,7 @@
 // file's compact .eh_frame rows once into unwind_rows (shared by every
 // process that maps the file), and each process's executable mappings with
 // the address bias and row range of their file into proc_maps.
-import { encodeProcMappings, type ExecMapping, MAX_MAPPINGS, MAX_UNWIND_ROWS, u32Key } from '../native/abi.js';
+import { encodeUnwindRows, type ExecMapping, MAX_MAPPINGS, MAX_UNWIND_ROWS, UNWIND_ROW_SIZE } from '../native/abi.js';
 import type { ProfilerObject } from '../native/profiler-object.js';
 import { fileOffsetToVaddr } from '../elf/elf-file.js';
 import { loadElfObject } from '../elf/elf-cache.js';
@@ -11,7 +11,7 @@ import { isExecutable, type Mapping } from '../target/proc-maps.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ElfInfo } from '../elf/elf-file.js';
-import { compileUnwindRows, encodeRows, UNWIND_ROW_SIZE } from './rows.js';
+import { compileUnwindRows } from './rows.js';
 
 /** Bumped whenever the row format or the compiler's output changes. */
 const ROWS_FORMAT = 1;
@@ -35,7 +35,7 @@ function cachedRows(info: ElfInfo, size: number): Buffer {
       /* not cached yet */
     }
   }
-  const encoded = encodeRows(compileUnwindRows(info));
+  const encoded = encodeUnwindRows(compileUnwindRows(info));
   if (path) {
     try {
       mkdirSync(cacheDir(), { recursive: true });

@@ -23,21 +23,9 @@ import type { ElfInfo } from '../elf/elf-file.js';
 import { type CfaState, type RegRule, X86_64_RBP, X86_64_RSP, cieInitialState, forEachCfaRow } from '../elf/cfa-program.js';
 import { type Cie, type Fde, parseEhFrame } from '../elf/eh-frame.js';
 import { lastAtOrBelow } from '../search.js';
+import { encodeUnwindRows, type UnwindKind, type UnwindRow } from '../native/abi.js';
 
-export type UnwindKind = 'rsp' | 'rbp' | 'plt' | 'undefined' | 'unsupported' | 'end';
-
-export interface UnwindRow {
-  /** First vaddr (ELF virtual address) this row covers. */
-  pc: bigint;
-  cfaReg: UnwindKind;
-  cfaOffset: number;
-  /** Offset from the CFA where the caller's rbp is saved; null = rbp unchanged. */
-  rbpOffset: number | null;
-  /** Offset from the CFA where the return address is saved (-8 on x86-64). */
-  raOffset: number;
-  /** Only for 'plt' (0..15); 0 otherwise. */
-  pltThreshold: number;
-}
+export type { UnwindKind, UnwindRow };
 
 export interface UnwindTable {
   rows: UnwindRow[];
@@ -50,20 +38,6 @@ export interface UnwindTable {
   /** Parse errors, one line each. */
   errors: string[];
 }
-
-/** Numeric kind codes in the encoded form (see encodeRows). */
-const UNWIND_KIND_CODE: Readonly<Record<UnwindKind, number>> = {
-  undefined: 0,
-  rsp: 1,
-  rbp: 2,
-  plt: 3,
-  unsupported: 4,
-  end: 5,
-};
-const KIND_BY_CODE: UnwindKind[] = ['undefined', 'rsp', 'rbp', 'plt', 'unsupported', 'end'];
-
-/** Bytes per encoded row. */
-export const UNWIND_ROW_SIZE = 16;
 
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
@@ -212,55 +186,3 @@ export function lookupRow(rows: readonly UnwindRow[], vaddr: bigint): UnwindRow 
   return rows[lastAtOrBelow(rows.length, (i) => rows[i].pc, vaddr)];
 }
 
-/**
- * Packs rows into 16 bytes each, little-endian, for a BPF array map:
- *
- *   offset size
- *    0     u64  pc          first ELF vaddr the row covers (rows sorted by pc)
- *    8     s32  cfaOffset   'rsp'/'rbp': CFA = reg + cfaOffset;
- *                           'plt': CFA = rsp + cfaOffset + ((rip & 15) >= thr ? 8 : 0)
- *   12     u8   kind | thr << 4
- *                           kind (low nibble): 0 undefined (no CFI), 1 rsp,
- *                           2 rbp, 3 plt, 4 unsupported, 5 end (outermost)
- *                           thr (high nibble): PLT threshold, 0 otherwise
- *   13     s8   raOffset    return address at CFA + raOffset
- *   14     s16  rbpOffset   caller's rbp at CFA + rbpOffset; 0 = rbp unchanged
- *
- * Rows for kinds other than rsp/rbp/plt have zeros after the kind byte.
- * toUnwindRow guarantees every field fits.
- */
-export function encodeRows(rows: readonly UnwindRow[]): Buffer {
-  const buf = Buffer.alloc(rows.length * UNWIND_ROW_SIZE);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i];
-    const o = i * UNWIND_ROW_SIZE;
-    dv.setBigUint64(o, r.pc, true);
-    dv.setInt32(o + 8, r.cfaOffset, true);
-    dv.setUint8(o + 12, UNWIND_KIND_CODE[r.cfaReg] | (r.pltThreshold << 4));
-    dv.setInt8(o + 13, r.raOffset);
-    dv.setInt16(o + 14, r.rbpOffset ?? 0, true);
-  }
-  return buf;
-}
-
-/** Inverse of encodeRows. */
-export function decodeRows(buf: Buffer): UnwindRow[] {
-  if (buf.length % UNWIND_ROW_SIZE !== 0) throw new RangeError(`row buffer length ${buf.length} is not a multiple of 16`);
-  const rows: UnwindRow[] = [];
-  for (let o = 0; o < buf.length; o += UNWIND_ROW_SIZE) {
-    const kb = buf.readUInt8(o + 12);
-    const cfaReg = KIND_BY_CODE[kb & 15];
-    if (cfaReg === undefined) throw new RangeError(`unknown row kind ${kb & 15} at offset ${o}`);
-    const rbp = buf.readInt16LE(o + 14);
-    rows.push({
-      pc: buf.readBigUInt64LE(o),
-      cfaReg,
-      cfaOffset: buf.readInt32LE(o + 8),
-      rbpOffset: rbp === 0 ? null : rbp,
-      raOffset: buf.readInt8(o + 13),
-      pltThreshold: kb >> 4,
-    });
-  }
-  return rows;
-}

@@ -34,6 +34,7 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.MAX_LUA_FRAMES).toBe(define('MAX_LUA_FRAMES'));
     expect(abi.MAX_LJ_TABLES).toBe(define('MAX_LJ_TABLES'));
     expect(abi.MAX_PROCS).toBe(define('MAX_PROCS'));
+    expect(abi.KNOWN_STACKS_MAX).toBe(define('MAX_KNOWN_STACKS'));
   });
 
   it('lists the lj_offsets fields in header order', () => {
@@ -52,6 +53,11 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(structFields('proc_mappings')).toEqual(['n', 'generation']);
     expect(abi.PROC_MAPPINGS_SIZE).toBe(8 + 32 * define('MAX_MAPPINGS'));
     expect(structFields('unwind_row')).toEqual(['pc', 'cfa_offset', 'kind', 'ra_offset', 'rbp_offset']);
+    // u64 pc, s32 cfa_offset, u8 kind, s8 ra_offset, s16 rbp_offset
+    expect(header).toMatch(/__u64 pc;[^}]*__s32 cfa_offset;[^}]*__u8 kind;[^}]*__s8 ra_offset;[^}]*__s16 rbp_offset;/);
+    expect(abi.UNWIND_ROW_SIZE).toBe(8 + 4 + 1 + 1 + 2);
+    expect(enumValues('unwind_kind').map((n) => n.replace('UNWIND_', '').toLowerCase())).toEqual(abi.KIND_BY_CODE);
+    for (const [kind, code] of Object.entries(abi.UNWIND_KIND_CODE)) expect(abi.KIND_BY_CODE[code]).toBe(kind);
     expect(abi.MAX_UNWIND_ROWS).toBe(1 << 19);
     expect(header).toContain('#define MAX_UNWIND_ROWS (1 << 19)');
     expect(abi.MAX_MAPPINGS).toBe(define('MAX_MAPPINGS'));
@@ -118,8 +124,8 @@ describe('ABI mirror of bpf/profiler.h', () => {
   });
 
   it('sizes the known-stacks limit as the BPF object does', () => {
-    const program = readFileSync(join(import.meta.dirname, '../../bpf/profiler.bpf.c'), 'utf8');
-    const known = program.match(/__uint\(max_entries, (\d+)\);[^}]*\} known SEC/);
-    expect(Number(known?.[1])).toBe(abi.KNOWN_STACKS_MAX);
+    const maps = readFileSync(join(import.meta.dirname, '../../bpf/maps.bpf.h'), 'utf8');
+    expect(maps).toMatch(/__uint\(max_entries, MAX_KNOWN_STACKS\);[^}]*\} known SEC/);
+    expect(abi.KNOWN_STACKS_MAX).toBe(define('MAX_KNOWN_STACKS'));
   });
 });

@@ -4,15 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, SYSTEM_LIBS } from '../support/unwind.js';
 import { type ElfInfo, parseElf } from '../../src/elf/elf-file.js';
-import {
-  UNWIND_ROW_SIZE,
-  type UnwindRow,
-  compileUnwindRows,
-  compileUnwindTable,
-  decodeRows,
-  encodeRows,
-  lookupRow,
-} from '../../src/unwind/rows.js';
+import { type UnwindRow, compileUnwindRows, compileUnwindTable, lookupRow } from '../../src/unwind/rows.js';
+import { UNWIND_ROW_SIZE, decodeUnwindRows as decodeRows, encodeUnwindRows as encodeRows } from '../../src/native/abi.js';
 
 const FIXTURES = new URL('../../fixtures/unwind/', import.meta.url).pathname;
 const LUAJIT = SYSTEM_LIBS[2];
