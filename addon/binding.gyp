@@ -1,6 +1,7 @@
 {
   # A thin node-addon-api wrapper around libbpf. libbpf is the pinned, PIC
-  # static library built by scripts/build-libbpf.sh (DESIGN.md §7), so the
+  # static library built by scripts/build-libbpf.sh (fetched from a pinned
+  # Debian source package and built with -fPIC), so the
   # .node file has no runtime libbpf dependency; libelf and zlib stay shared.
   'targets': [
     {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the pinned libbpf source from Debian and build a static, PIC libbpf.a
-# for the native addon (DESIGN.md §7).
+# for the native addon (Debian's libbpf.a is not PIC: it cannot link into a .node file).
 #
 #   vendor/libbpf/            Debian source package (.dsc, tarballs, unpacked tree)
 #   build/libbpf/lib/libbpf.a static library, built with -fPIC
