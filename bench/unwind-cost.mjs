@@ -6,10 +6,10 @@
 //   node bench/unwind-cost.mjs [--write]     (root; after npm run build)
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startFixture } from '../fixtures/nginx/launch.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const CLI = join(root, 'bin', 'apisix-profile.js');
@@ -18,15 +18,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const HZ = Number(process.env.BENCH_HZ ?? 999);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function freePort() {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** run_time_ns and run_cnt of the BPF programs a process holds. */
 function programStats(pid) {
@@ -58,22 +49,22 @@ async function measure(master, mode, dir) {
   return { mode, nsPerRun: stats.ns / stats.runs, nsPerSample: stats.ns / Number(line?.[1] ?? NaN), complete: complete ? Number(complete[1]) : null };
 }
 
-const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-unwind-bench-'));
+const outDir = mkdtempSync(join(tmpdir(), 'apisix-profile-unwind-bench-'));
 // Ctrl-C or SIGTERM: end the run; the finally below restores everything.
 let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { interrupted = true; });
 const previous = execFileSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).trim();
-let master = 0;
+let fixture = null;
 let wrk = null;
 try {
   execFileSync('sysctl', ['-q', 'kernel.bpf_stats_enabled=1']);
-  const port = await freePort();
-  master = Number(execFileSync('bash', [join(root, 'fixtures/nginx/start.sh'), prefix, String(port), 'jit-on', '1'], { encoding: 'utf8' }).trim());
+  fixture = await startFixture({ jit: 'jit-on', workers: 1, tempPrefix: 'apisix-profile-unwind-bench-nginx-' });
+  const { master, port } = fixture;
   wrk = spawn('wrk', ['-t1', '-c4', `-d${REPS * 2 * (SECONDS + 6)}s`, `http://127.0.0.1:${port}/work`], { stdio: 'ignore' });
   await sleep(1000);
   const runs = [];
   for (let r = 0; r < REPS && !interrupted; r++) {
-    for (const mode of r % 2 ? ['fp', 'cfi'] : ['cfi', 'fp']) if (!interrupted) runs.push(await measure(master, mode, prefix));
+    for (const mode of r % 2 ? ['fp', 'cfi'] : ['cfi', 'fp']) if (!interrupted) runs.push(await measure(master, mode, outDir));
   }
   if (interrupted) throw new Error('interrupted');
   const row = (mode) => {
@@ -97,8 +88,8 @@ try {
   if (process.argv.includes('--write')) appendFileSync(join(root, 'docs', 'BENCHMARKS.md'), `\n${table}`);
 } finally {
   wrk?.kill();
-  if (master) try { process.kill(master); } catch {}
+  await fixture?.stop();
   execFileSync('sysctl', ['-q', `kernel.bpf_stats_enabled=${previous}`]);
   await sleep(500);
-  rmSync(prefix, { recursive: true, force: true });
+  rmSync(outDir, { recursive: true, force: true });
 }

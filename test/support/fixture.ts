@@ -1,14 +1,12 @@
 // Starts the real fixture app (fixtures/nginx/start.sh: nginx + ngx_lua on
 // 127.0.0.1), loads it with wrk and runs the real CLI against it.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { type Fixture, startFixture as launchFixture } from '../../fixtures/nginx/launch.mjs';
 import { parseFolded } from '../../src/report/fold.js';
 
-const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 export const appDir = join(repoRoot, 'fixtures', 'app');
 
@@ -19,66 +17,12 @@ export function requireRoot(): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
-}
+export { childPids, freePort } from '../../fixtures/nginx/launch.mjs';
+export type { Fixture } from '../../fixtures/nginx/launch.mjs';
 
-export interface Fixture {
-  master: number;
-  port: number;
-  prefix: string;
-  workers(): number[];
-  get(path: string): Promise<string>;
-  stop(): Promise<void>;
-}
-
-export async function startFixture(opts: { jit: 'jit-on' | 'jit-off'; workers?: number; luajitLib?: string }): Promise<Fixture> {
-  const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-test-'));
-  const port = await freePort();
-  const env = opts.luajitLib ? { ...process.env, FIXTURE_LUAJIT_LIB: opts.luajitLib } : process.env;
-  const { stdout } = await run('bash', [join(repoRoot, 'fixtures/nginx/start.sh'), prefix, String(port), opts.jit, String(opts.workers ?? 1)], { env });
-  const master = Number(stdout.trim());
-  const fixture: Fixture = {
-    master,
-    port,
-    prefix,
-    workers() {
-      return childPids(master);
-    },
-    async get(path) {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`);
-      if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
-      return res.text();
-    },
-    async stop() {
-      try {
-        process.kill(master, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-      for (let i = 0; i < 50; i++) {
-        try {
-          process.kill(master, 0);
-        } catch {
-          break;
-        }
-        await sleep(100);
-      }
-      rmSync(prefix, { recursive: true, force: true });
-    },
-  };
-  return fixture;
-}
-
-export function childPids(pid: number): number[] {
-  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-  return text ? text.split(/\s+/).map(Number) : [];
+/** The fixture app in a temp prefix of its own (fixtures/nginx/launch.mjs, shared with the bench). */
+export function startFixture(opts: { jit: 'jit-on' | 'jit-off'; workers?: number; luajitLib?: string }): Promise<Fixture> {
+  return launchFixture({ ...opts, tempPrefix: 'apisix-profile-test-' });
 }
 
 export function sleep(ms: number): Promise<void> {

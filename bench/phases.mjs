@@ -1,0 +1,230 @@
+// The bench's phases, each filling its part of the result: the target's
+// overhead and the tools' own cost, the report's speed and memory, and the
+// accuracy against the app's own measurement.
+import { readFileSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { childPids } from '../fixtures/nginx/launch.mjs';
+import { spawnTracked, tempDir } from './cleanup.mjs';
+import { CFG, MODES, root } from './config.mjs';
+import { cliHas, get, lastJson, rusageOf, spawnCliWithRusage, startNginx, startTool, startWrk, wrk } from './launchers.mjs';
+import { bpfProgIds, bpfProgStats, cpuSeconds, median, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
+import { lineReader, log, run, sleep } from './util.mjs';
+
+// ---------------------------------------------------------------------------
+// 1+2. Target overhead and profiler cost, one run per mode.
+
+async function measureRun(target, mode, dir) {
+  let tool = await startTool(target, mode, dir);
+  const ready = process.hrtime.bigint();
+  try {
+    // Warm-up requests: the profiler learns global_State on the first one.
+    for (let i = 0; i < 5; i++) await get(target.port, '/work');
+    await sleep(300);
+    const worker = target.workers[0];
+    const ids = tool ? bpfProgIds(tool.pid) : [];
+    const bpf0 = bpfProgStats(ids);
+    const tb0 = process.hrtime.bigint();
+    const tool0 = tool ? threadsCpuSeconds(tool.pid) : 0;
+    const cpu0 = cpuSeconds(worker);
+    const sched0 = schedNs(worker);
+    const load = await wrk(target.port, '/work', CFG.windowSec, { cpu: target.loadCpu });
+    const cpu1 = cpuSeconds(worker);
+    const sched1 = schedNs(worker);
+    const tool1 = tool ? threadsCpuSeconds(tool.pid) : 0;
+    const tb1 = process.hrtime.bigint();
+    const bpf1 = bpfProgStats(ids);
+    const bpfWindowNs = Number(tb1 - tb0);
+    const toolLifeNs = Number(process.hrtime.bigint() - ready);
+    const res = tool ? await tool.stop() : { samples: NaN, summary: '' };
+    tool = null;
+    return {
+      mode: mode.name,
+      requests: load.requests,
+      rps: load.rps,
+      non2xx: load.non2xx,
+      socketErrors: load.socketErrors,
+      cpuPerReqUs: ((cpu1 - cpu0) * 1e6) / load.requests,
+      schedPerReqUs: (sched1 - sched0) / 1e3 / load.requests,
+      toolCpuPerSec: (tool1 - tool0) / (bpfWindowNs / 1e9),
+      bpf: statDelta(bpf0, bpf1),
+      bpfAtEnd: bpf1,
+      bpfWindowNs,
+      toolLifeNs,
+      samples: res.samples,
+      summary: res.summary,
+    };
+  } finally {
+    if (tool) await tool.stop().catch(() => {});
+  }
+}
+
+export async function overhead(result) {
+  log(`target overhead: fixture nginx (1 worker, jit-on), wrk -t1 -c4 on /work, ${CFG.windowSec} s windows, ${CFG.reps} repetition(s)`);
+  const target = await startNginx('jit-on', 1);
+  // The worker on one CPU and wrk on another: no migrations between them,
+  // less noise. The tools are not pinned: they run where the scheduler
+  // puts them, next to the worker or to wrk, as on any machine.
+  if (cpus().length >= 2) {
+    run('taskset', ['-pc', '1', String(target.workers[0])]);
+    target.loadCpu = 0;
+  } else {
+    target.loadCpu = null;
+  }
+  result.overheadTarget = { workers: target.workers.length, pinned: target.loadCpu !== null };
+  log(`warming up the JIT (${CFG.warmSec} s of load)`);
+  await wrk(target.port, '/work', CFG.warmSec, { cpu: target.loadCpu });
+  const dir = tempDir('out');
+  // none, A, none, B, none, ... none: every tool run sits between two
+  // baseline runs; each repetition starts at a different tool.
+  const schedule = [];
+  for (let r = 0; r < CFG.reps; r++) {
+    const order = MODES.map((_, i) => MODES[(i + r * 3) % MODES.length]);
+    for (const m of order) schedule.push({ kind: 'none', name: 'none' }, m);
+  }
+  schedule.push({ kind: 'none', name: 'none' });
+  const runs = [];
+  const t0 = Date.now();
+  for (let i = 0; i < schedule.length; i++) {
+    const m = schedule[i];
+    const r = await measureRun(target, m, dir);
+    runs.push(r);
+    const eta = ((Date.now() - t0) / (i + 1)) * (schedule.length - i - 1);
+    log(`  [${i + 1}/${schedule.length}] ${m.name.padEnd(31)} ${r.rps.toFixed(0).padStart(5)} req/s, ${r.cpuPerReqUs.toFixed(1)} us CPU/req${m.kind !== 'none' ? `, tool ${(r.toolCpuPerSec * 100).toFixed(2)}% CPU` : ''} (about ${Math.round(eta / 1000)} s left)`);
+  }
+  result.overheadRuns = runs;
+}
+
+// ---------------------------------------------------------------------------
+// 3. Report speed and peak RSS: 30 s, 2 workers, 999 Hz.
+
+export async function reportSpeed(result) {
+  log(`report speed: 2 workers under load, ${CFG.reportSec} s at 999 Hz, ${CFG.reportReps} repetition(s)`);
+  const target = await startNginx('jit-on', 2);
+  await wrk(target.port, '/work', 2, { threads: 2, connections: 8 });
+  const runs = [];
+  for (let rep = 0; rep < CFG.reportReps; rep++) {
+    const dir = tempDir('report');
+    const load = startWrk(target.port, '/work', CFG.reportSec + 30, { threads: 2, connections: 8 });
+    await sleep(1000);
+    const outputs = { svg: join(dir, 'out.svg'), folded: join(dir, 'out.folded') };
+    const extra = [];
+    if (cliHas('--pprof')) {
+      outputs.pprof = join(dir, 'out.pb.gz');
+      extra.push('--pprof', outputs.pprof);
+    }
+    // Sampling is ended with SIGINT exactly reportSec after the "sampling"
+    // line (the CLI's --duration also counts its set-up time); SIGINT takes
+    // the same path to the outputs as the end of --duration.
+    const args = ['--pid', String(target.master), '--duration', '3600', '--frequency', '999', '-o', outputs.svg, '--folded', outputs.folded, ...extra];
+    const spawnedAt = Date.now();
+    const { child, exited } = spawnCliWithRusage(args);
+    const err = lineReader(child.stderr);
+    const startedAt = (await err.waitFor(/"msg":"sampling"/, 120_000)).at;
+    const setupMs = startedAt - spawnedAt;
+    const stopTimer = setTimeout(() => {
+      for (const p of childPids(child.pid)) process.kill(p, 'SIGINT');
+    }, CFG.reportSec * 1000);
+    // Peak RSS cross-check: VmHWM of the node process, polled.
+    let hwm = 0;
+    const poll = setInterval(() => {
+      for (const p of childPids(child.pid)) hwm = Math.max(hwm, vmHwmKb(p));
+    }, 100);
+    let stoppedAt = 0;
+    err.waitFor(/"msg":"sampling stopped"/, (CFG.reportSec + 120) * 1000).then((l) => (stoppedAt = l.at), () => {});
+    const { code } = await exited;
+    const exitAt = Date.now();
+    clearTimeout(stopTimer);
+    clearInterval(poll);
+    load.child.kill('SIGTERM');
+    await load.exited;
+    if (code !== 0) throw new Error(`apisix-profile exited with ${code}: ${err.text()}`);
+    const stopped = lastJson(err, /^sampling stopped$/);
+    const summary = lastJson(err, /samples in/);
+    const ru = rusageOf(err);
+    const folded = readFileSync(outputs.folded, 'utf8');
+    runs.push({
+      // pino's own time stamps: "sampling stopped" to the summary line, written after the outputs.
+      reportMs: summary && stopped ? summary.time - stopped.time : NaN,
+      // to process exit, as a user waits for it
+      exitMs: stoppedAt ? exitAt - stoppedAt : NaN,
+      maxRssMb: ru.maxrss_kb / 1024,
+      vmHwmMb: hwm / 1024,
+      cpuSec: ru.utime + ru.stime,
+      samplingSec: stopped ? (stopped.time - JSON.parse(err.lines.find((l) => /"msg":"sampling"/.test(l.line)).line).time) / 1000 : NaN,
+      setupMs,
+      samples: summary ? Number(/^(\d+) samples/.exec(summary.msg)?.[1]) : NaN,
+      summary: summary?.msg ?? '',
+      uniqueStacks: folded.split('\n').filter(Boolean).length,
+      sizes: Object.fromEntries(Object.entries(outputs).map(([k, f]) => [k, statSync(f).size])),
+      folded,
+    });
+    log(`  report in ${runs.at(-1).reportMs} ms (exit after ${runs.at(-1).exitMs} ms), peak RSS ${runs.at(-1).maxRssMb.toFixed(0)} MB, ${runs.at(-1).samples} samples, ${runs.at(-1).uniqueStacks} unique stacks`);
+  }
+  // In-process breakdown of the report steps on the last profile (dist/ modules).
+  const last = runs.at(-1);
+  const breakdown = await reportBreakdown(last.folded);
+  for (const r of runs) delete r.folded;
+  result.report = { runs, breakdown, pprof: cliHas('--pprof') };
+}
+
+async function reportBreakdown(foldedText) {
+  const imp = (p) => import(pathToFileURL(join(root, 'dist', p)).href);
+  const { parseFolded, foldStacks } = await imp('report/fold.js');
+  const { renderFlameGraph } = await imp('report/flamegraph/index.js');
+  let encodePprof = null;
+  try {
+    ({ encodePprof } = await imp('report/pprof.js'));
+  } catch {
+    /* no pprof module */
+  }
+  const stacks = parseFolded(foldedText);
+  const time = (fn) => {
+    const ts = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      fn();
+      ts.push(performance.now() - t0);
+    }
+    return median(ts);
+  };
+  const out = {
+    stacks: stacks.length,
+    foldMs: time(() => foldStacks(stacks)),
+    svgMs: time(() => renderFlameGraph(stacks, { title: 'bench', subtitle: 'bench' })),
+  };
+  if (encodePprof) out.pprofMs = time(() => encodePprof(stacks, { frequencyHz: 999, durationNs: BigInt(CFG.reportSec) * 1_000_000_000n }));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// 4. Accuracy against the app's own measurement (/truth): the integration
+// test's own procedure for every LuaJIT configuration it covers, run as is
+// (test/integration/accuracy.test.ts logs one "share error" line per case).
+
+export async function accuracy(result) {
+  log('accuracy: test/integration/accuracy.test.ts (every LuaJIT configuration it covers, jit on and off)');
+  const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+  const filter = CFG.accuracyFilter ? ['-t', CFG.accuracyFilter] : [];
+  const { child, exited } = spawnTracked(process.execPath, [vitest, 'run', 'test/integration/accuracy.test.ts', ...filter], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+  });
+  const out = lineReader(child.stdout);
+  const err = lineReader(child.stderr);
+  const { code } = await exited;
+  const rows = [];
+  for (const { line } of [...out.lines, ...err.lines]) {
+    const m = /share error (.*) (jit-on|jit-off): max ([\d.]+) pp (\{.*\})/.exec(line);
+    if (!m) continue;
+    const shares = JSON.parse(m[4]);
+    for (const [fn, v] of Object.entries(shares)) {
+      rows.push({ config: `${m[1]}, ${m[2]}`, fn, truth: v.truth, profile: v.profile, errPp: v.profile - v.truth });
+    }
+  }
+  const failed = [...out.lines, ...err.lines].map((l) => l.line).filter((l) => /^\s*(×|✗|FAIL)\s/.test(l));
+  result.accuracy = { rows, testExit: code, failed: failed.slice(0, 20) };
+  log(`  ${rows.length / 3} case(s), vitest exit ${code}`);
+}
