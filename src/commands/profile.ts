@@ -136,6 +136,16 @@ async function resolveTargets(opts: Pick<ProfileOptions, 'pid' | 'container'>, l
   return { pids, containerPids: new Map(), label: `pid ${pid}`, discover: workersOfMaster(pid) };
 }
 
+/**
+ * Why a profile has no samples: an idle target, or sampling events that
+ * never fired for a target that did run (the kernel or a VM's clock).
+ */
+export function noSamplesText(targetCpuMs: number, pids: readonly number[]): string {
+  // Below a few ticks of CPU time, 99 Hz may well see nothing.
+  if (targetCpuMs < 100) return `no samples: the target did not run on a CPU during the profile (${targetCpuMs} ms of CPU time: is it idle? put load on it)`;
+  return `no samples, though the target ran ${targetCpuMs} ms on a CPU during the profile: the sampling events did not fire for it; run \`apisix-profile doctor --pid ${pids[0]}\``;
+}
+
 /** The last log line. Container targets show `hostPid (containerPid in container):samples`. */
 export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, number> = new Map()): string {
   // Shares are of the samples that were counted: a lost one has no stack to say anything about.
@@ -295,7 +305,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     );
   }
   if (stats.samples === 0) {
-    log.warn('no samples: the target did not run on a CPU during the profile (is it idle?)');
+    log.warn(noSamplesText(stats.targetCpuMs, pids));
     return ExitCode.NoSamples;
   }
   return ExitCode.Ok;

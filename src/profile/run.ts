@@ -18,6 +18,7 @@ import type { UniqueStacks } from '../report/stack.js';
 import { EMPTY_KERNEL_SYMBOLS, readKallsyms } from '../symbolize/kallsyms.js';
 import { type ProcessContext, ProcessSymbolizer } from '../symbolize/process-symbolizer.js';
 import { readProcMaps } from '../target/proc-maps.js';
+import { cpuTimeMs } from '../target/processes.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
 import { endQuiet, quietForSampling } from './quiet-runtime.js';
@@ -161,6 +162,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
 
     // The duration counts from here: attaching can take a while.
     started = Date.now();
+    const cpuAtStart = new Map([...targets.keys()].map((pid) => [pid, cpuTimeMs(pid)]));
     const deadline = started + opts.durationSec * 1000;
     let lastDrain = Date.now();
     while (Date.now() < deadline && !opts.signal?.aborted) {
@@ -180,6 +182,7 @@ export async function runProfile(opts: RunOptions): Promise<RunResult> {
     }
     endQuiet();
     stats.elapsedSec = (Date.now() - started) / 1000;
+    stats.targetCpuMs = [...cpuAtStart].reduce((sum, [pid, at]) => sum + Math.max(0, (cpuTimeMs(pid) ?? at ?? 0) - (at ?? 0)), 0);
     warnUnlearned(targets, log);
     opts.onPhase?.('stopped');
     log.info({ elapsedSec: stats.elapsedSec }, 'sampling stopped');

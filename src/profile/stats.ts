@@ -19,6 +19,8 @@ export interface RunStats {
   /** Samples inside the VM by what it was doing (from G->vmstate). */
   vmStates: { interpreted: number; compiled: number; c: number; gc: number; jit: number; exit: number };
   elapsedSec: number;
+  /** CPU time the targets used while sampling (from /proc), to tell an idle target from samples that never came. */
+  targetCpuMs: number;
 }
 
 export function emptyStats(): RunStats {
@@ -35,6 +37,7 @@ export function emptyStats(): RunStats {
     perPid: new Map(),
     vmStates: { interpreted: 0, compiled: 0, c: 0, gc: 0, jit: 0, exit: 0 },
     elapsedSec: 0,
+    targetCpuMs: 0,
   };
 }
 

@@ -10,12 +10,14 @@ export interface ProcessInfo {
 }
 
 /** Parses /proc/<pid>/stat; comm may hold spaces and parentheses. */
-export function parseStat(text: string): { pid: number; comm: string; ppid: number } {
+/** A /proc/<pid>/stat line: pid, name, parent, and CPU time (utime + stime, in clock ticks). */
+export function parseStat(text: string): { pid: number; comm: string; ppid: number; cpuTicks: number } {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) throw new Error('malformed /proc stat line');
   const rest = text.slice(close + 2).split(' ');
-  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: Number(rest[1]) };
+  // rest[0] is field 3 (state): utime and stime are fields 14 and 15.
+  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
 }
 
 export function readProcess(pid: number, procRoot = '/proc'): ProcessInfo | null {
@@ -23,6 +25,18 @@ export function readProcess(pid: number, procRoot = '/proc'): ProcessInfo | null
     const stat = parseStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
     const cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
     return { pid, ppid: stat.ppid, comm: stat.comm, cmdline };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time the process has used so far, in ms (clock ticks of 10 ms, the
+ * USER_HZ Linux reports on every architecture we run on); null once gone.
+ */
+export function cpuTimeMs(pid: number, procRoot = '/proc'): number | null {
+  try {
+    return parseStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8')).cpuTicks * 10;
   } catch {
     return null;
   }

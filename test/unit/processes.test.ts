@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expandTarget, parseStat, type ProcessInfo, workersOfMaster } from '../../src/target/processes.js';
+import { noSamplesText } from '../../src/commands/profile.js';
 
 describe('parseStat', () => {
   it('reads pid, comm and ppid even when comm holds spaces and parentheses', () => {
-    expect(parseStat('4242 (nginx: a (b)) S 4200 4242 4242 0 -1 4194560')).toEqual({ pid: 4242, comm: 'nginx: a (b)', ppid: 4200 });
+    expect(parseStat('4242 (nginx: a (b)) S 4200 4242 4242 0 -1 4194560')).toMatchObject({ pid: 4242, comm: 'nginx: a (b)', ppid: 4200 });
   });
   it('rejects a line without a comm', () => {
     expect(() => parseStat('garbage')).toThrow(/malformed/);
@@ -76,5 +77,19 @@ describe('workersOfMaster', () => {
     writeProc(30, 1, 'nginx: worker process');
     expect(workersOfMaster(30, procRoot)).toBeUndefined();
     expect(workersOfMaster(31, procRoot)).toBeUndefined();
+  });
+});
+
+describe('CPU time from /proc/<pid>/stat', () => {
+  it('adds utime and stime (fields 14 and 15), also when the name has spaces and parentheses', () => {
+    const line = '4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 100 0 0 0 250 37 0 0 20 0 1 0 1234 0 0 18446744073709551615';
+    expect(parseStat(line)).toMatchObject({ pid: 4242, comm: 'nginx: worker (x)', ppid: 4241, cpuTicks: 287 });
+  });
+});
+
+describe('the line for a profile without samples', () => {
+  it('says idle when the target hardly ran, and points at doctor when it ran', () => {
+    expect(noSamplesText(20, [7])).toMatch(/is it idle\?/);
+    expect(noSamplesText(2500, [7])).toBe('no samples, though the target ran 2500 ms on a CPU during the profile: the sampling events did not fire for it; run `apisix-profile doctor --pid 7`');
   });
 });
