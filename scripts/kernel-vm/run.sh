@@ -50,7 +50,7 @@ rm -rf "$out/.kernel-vm" "$out/console.log" "$out/guest.log" "$out/exit-status"
 mkdir -p "$out/.kernel-vm"
 printf '%s\n' "$out" > "$out/.kernel-vm/outdir"
 {
-  # The guest's /tmp and /run are fresh tmpfs: a cwd there does not exist.
+  # The guest's /run is a fresh tmpfs: a cwd there does not exist.
   printf 'cd %q || { echo "kernel-vm: no such directory in the guest: %q"; exit 125; }\n' "$PWD" "$PWD"
   printf 'exec'; printf ' %q' "$@"; printf '\n'
 } > "$out/.kernel-vm/cmd"
