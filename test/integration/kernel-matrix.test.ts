@@ -6,7 +6,7 @@
 // that reach main() and no lost sample. A kernel that cannot be fetched or
 // booted fails the test: it never skips.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,11 +40,17 @@ async function runMatrixEntry(line: 'host' | '6.1' | '6.12', out: string): Promi
   }
   const { stdout } = await run('bash', [join(repoRoot, 'scripts/kernel-vm/fetch-kernel.sh'), line], { timeout: 600_000 });
   const kernelDir = stdout.trim().split('\n').at(-1)!;
-  await run('bash', [join(repoRoot, 'scripts/kernel-vm/run.sh'), kernelDir, out, '--timeout', '480', '--', ...check], {
-    cwd: repoRoot,
-    timeout: 540_000,
-    maxBuffer: 64 << 20,
-  });
+  try {
+    await run('bash', [join(repoRoot, 'scripts/kernel-vm/run.sh'), kernelDir, out, '--timeout', '480', '--', ...check], {
+      cwd: repoRoot,
+      timeout: 540_000,
+      maxBuffer: 64 << 20,
+    });
+  } catch (err) {
+    // What the guest said is the reason; run.sh's own lines only say that it failed.
+    const guest = existsSync(join(out, 'guest.log')) ? readFileSync(join(out, 'guest.log'), 'utf8').split('\n').slice(-30).join('\n') : '(no guest.log)';
+    throw new Error(`${(err as Error).message}\nlast lines of the guest's output:\n${guest}`);
+  }
 }
 
 const outs: string[] = [];
