@@ -3,6 +3,8 @@
 // prints it on one line and exits with code 2.
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { COLOR_SCHEMES, type ColorScheme } from '../report/flamegraph/color.js';
+import { GROUP_BY, groupStacks, type GroupBy } from '../report/gateway.js';
+import { mergeIdentical, type UniqueStacks } from '../report/stack.js';
 import type { FlameGraphOptions } from '../report/flamegraph/svg.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 
@@ -143,4 +145,21 @@ export function flameGraphOptions(o: FlameGraphCliOptions, defaults: { title: st
     inverted: o.inverted === true,
     ...(o.colors ? { colors: o.colors } : {}),
   };
+}
+
+export interface GroupByOptions {
+  groupBy?: GroupBy;
+}
+
+/** --group-by phase: the nginx phase as each stack's first frame, in the flame graph and every export. */
+export function addGroupByOption(cmd: Command): Command {
+  return cmd.addOption(
+    new Option('--group-by <what>', 'phase: split every output by nginx phase ([phase:access], [nginx: upstream], ...) under the root')
+      .choices(GROUP_BY as readonly string[] as string[]),
+  );
+}
+
+/** The stacks as --group-by asks for them (unchanged without it). */
+export function groupedStacks(stacks: UniqueStacks, o: GroupByOptions): UniqueStacks {
+  return o.groupBy === undefined ? stacks : mergeIdentical(groupStacks(stacks, o.groupBy));
 }

@@ -15,19 +15,22 @@ import { describePid, resolveContainerTargets } from '../target/resolve-containe
 import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
+  addGroupByOption,
   addLogOptions,
   containerRef,
   durationSeconds,
   flameGraphOptions,
+  groupedStacks,
   integerIn,
   path,
   type FlameGraphCliOptions,
+  type GroupByOptions,
   type LogOptions,
 } from './options.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
 import { checkOutputs, writeOutput } from './outputs.js';
 
-export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions {
+export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions {
   /** Required unless `container` is given; then a pid as seen inside the container. */
   pid?: number;
   /** Container name or id (prefix): profile its nginx workers. */
@@ -59,6 +62,7 @@ export function profileCommand(): Command {
     .option('-F, --frequency <hz>', 'samples per second per CPU', integerIn('frequency', 1, 10_000), 99)
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
   addExportOptions(cmd);
+  addGroupByOption(cmd);
   cmd.addOption(new Option('--no-kernel', 'leave out kernel frames'));
   cmd.addOption(
     new Option('--lines <mode>', 'Lua frame lines: definition (frames aggregate per function) or current (the line running, also inside compiled traces)')
@@ -99,6 +103,9 @@ Examples:
 
   # in CI: a Markdown summary (also appended to $GITHUB_STEP_SUMMARY) and a JSON one
   sudo apisix-profile -p "$MASTER" -d 20 --summary profile.md --json profile.json --folded after.folded
+
+  # which plugin, which phase: the summary has both tables; the flame graph split by phase
+  sudo apisix-profile -p "$MASTER" -d 30 --summary profile.md --group-by phase
 
   # APISIX in Docker, from the host: every nginx worker of the container (found
   # through the Docker Engine API on /var/run/docker.sock, or DOCKER_HOST=unix://...)
@@ -267,7 +274,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     status.clear();
   }
 
-  const { stacks, stats } = result;
+  const { stats } = result;
+  const stacks = groupedStacks(result.stacks, opts);
   const title = opts.title ?? 'apisix-profile';
   const svg = renderFlameGraph(
     stacks,

@@ -9,17 +9,20 @@ import { mergeIdentical, type UniqueStacks } from '../report/stack.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
+  addGroupByOption,
   addLogOptions,
   flameGraphOptions,
+  groupedStacks,
   integerIn,
   path,
   type FlameGraphCliOptions,
+  type GroupByOptions,
   type LogOptions,
 } from './options.js';
 import { STDIO, checkOutputs, readInput, writeOutput, type OutputSpec } from './outputs.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
 
-export interface ReportOptions extends LogOptions, FlameGraphCliOptions, ExportOptions {
+export interface ReportOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions {
   output?: string;
   /** Unset: pprof and speedscope assume DEFAULT_FREQUENCY, the summary names none. */
   frequency?: number;
@@ -43,6 +46,7 @@ export function reportCommand(): Command {
       integerIn('frequency', 1, 10_000),
     );
   addExportOptions(cmd);
+  addGroupByOption(cmd);
   addFlameGraphOptions(cmd);
   addLogOptions(cmd);
   return cmd.addHelpText(
@@ -52,6 +56,7 @@ Examples:
   apisix-profile report apisix.folded -o apisix.svg --title "APISIX, 30 s under wrk"
   apisix-profile report apisix.folded --pprof apisix.pb.gz --speedscope apisix.speedscope.json
   apisix-profile report apisix.folded --summary summary.md --top 10 --json summary.json
+  apisix-profile report apisix.folded --group-by phase -o by-phase.svg
   perf script | stackcollapse-perf.pl | apisix-profile report - -o perf.svg --inverted
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments (unreadable or malformed input),
@@ -82,7 +87,7 @@ export async function runReportCommand(input: string, opts: ReportOptions, ctx: 
   const outputs = reportOutputs(opts);
   checkOutputs(outputs, [input]);
   const { log } = openTerminal(opts, ctx);
-  const stacks = readFolded(input);
+  const stacks = groupedStacks(readFolded(input), opts);
   const samples = stacks.reduce((sum, s) => sum + s.count, 0);
   const name = input === STDIO ? 'stdin' : basename(input);
 

@@ -2,6 +2,7 @@
 // where the LuaJIT VM itself spent time, and how much was lost or cut short.
 // Markdown for CI job summaries ($GITHUB_STEP_SUMMARY) and JSON for tools.
 
+import { stackPhases, stackPlugins } from './gateway.js';
 import { byCodeUnits, checkCount, type Stack } from './stack.js';
 
 /** LuaJIT VM states, as counted by the sampler from `global_State.vmstate`. */
@@ -76,6 +77,20 @@ export interface Summary {
   durationSec?: number;
   /** Busiest first; ties by pid. */
   workers: WorkerShare[];
+  /**
+   * APISIX/Kong plugins (src/report/gateway.ts): self = samples whose
+   * innermost Lua frame is the plugin's code, total = samples with the
+   * plugin anywhere on the stack. Highest total first; ties by self, name.
+   * Empty without plugin code.
+   */
+  plugins: FunctionShare[];
+  /**
+   * nginx phases (src/report/gateway.ts): self = samples charged to the
+   * phase (each sample to one), total = samples with the phase on the
+   * stack (a body filter run from content counts for both). Highest self
+   * first; ties by total, name. Empty without samples.
+   */
+  phases: FunctionShare[];
   /** Highest self first; ties by name. */
   topSelf: FunctionShare[];
   /** Highest total first; ties by name. */
@@ -101,6 +116,23 @@ function checkCounter(name: string, value: number): void {
 
 function share(part: number, whole: number): number {
   return whole > 0 ? part / whole : 0;
+}
+
+function ranked(
+  counts: Map<string, { self: number; total: number }>,
+  first: 'self' | 'total',
+  totalSamples: number,
+): FunctionShare[] {
+  const second = first === 'self' ? 'total' : 'self';
+  return [...counts.entries()]
+    .sort(([an, a], [bn, b]) => b[first] - a[first] || b[second] - a[second] || byCodeUnits(an, bn))
+    .map(([name, c]) => ({
+      name,
+      self: c.self,
+      total: c.total,
+      selfShare: share(c.self, totalSamples),
+      totalShare: share(c.total, totalSamples),
+    }));
 }
 
 function rank(
@@ -133,15 +165,18 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
   checkCounter('top', top);
   let totalSamples = 0;
   const counts = new Map<string, { self: number; total: number }>();
+  const plugins = new Map<string, { self: number; total: number }>();
+  const phases = new Map<string, { self: number; total: number }>();
   const vmFrames = { gc: 0, jit: 0, exit: 0 };
-  const entry = (name: string): { self: number; total: number } => {
-    let c = counts.get(name);
+  const entryIn = (map: Map<string, { self: number; total: number }>, name: string): { self: number; total: number } => {
+    let c = map.get(name);
     if (!c) {
       c = { self: 0, total: 0 };
-      counts.set(name, c);
+      map.set(name, c);
     }
     return c;
   };
+  const entry = (name: string) => entryIn(counts, name);
 
   for (const { frames, count } of stacks) {
     checkCount(count);
@@ -152,6 +187,12 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
     const seen = new Set(frames);
     for (const name of seen) entry(name).total += count;
     for (const [state, frame] of VM_FRAMES) if (seen.has(frame)) vmFrames[state] += count;
+    const byPlugin = stackPlugins(frames);
+    if (byPlugin.self !== null) entryIn(plugins, byPlugin.self).self += count;
+    for (const name of byPlugin.total) entryIn(plugins, name).total += count;
+    const byPhase = stackPhases(frames);
+    entryIn(phases, byPhase.phase).self += count;
+    for (const name of byPhase.onStack) entryIn(phases, name).total += count;
   }
 
   const perPid = extra.perPid ?? [];
@@ -189,6 +230,8 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
     ...(extra.frequencyHz !== undefined ? { frequencyHz: extra.frequencyHz } : {}),
     ...(extra.durationSec !== undefined ? { durationSec: extra.durationSec } : {}),
     workers,
+    plugins: ranked(plugins, 'total', totalSamples),
+    phases: ranked(phases, 'self', totalSamples),
     topSelf: rank(counts, 'self', top, totalSamples),
     topTotal: rank(counts, 'total', top, totalSamples),
     vmFrames,
@@ -259,6 +302,24 @@ export function renderSummaryMarkdown(summary: Summary): string {
       const inContainer = w.containerPid !== undefined ? ` (${w.containerPid} in container)` : '';
       out.push(`| ${w.pid}${inContainer} | ${w.samples} | ${pct(w.share)} |`);
     }
+    out.push('');
+  }
+
+  if (total > 0) {
+    out.push('**CPU by plugin** (self: in the plugin\'s own code and what it calls in C; total: the plugin anywhere on the stack)', '');
+    if (summary.plugins.length === 0) out.push('No APISIX or Kong plugin code in these samples.', '');
+    else {
+      out.push('| # | Plugin | Self | Total |', '|---:|---|---:|---:|');
+      summary.plugins.forEach((r, i) => {
+        out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
+      });
+      out.push('');
+    }
+    out.push('**CPU by nginx phase** (self: charged to the phase; total: the phase on the stack, with filters it ran)', '');
+    out.push('| # | Phase | Self | Total |', '|---:|---|---:|---:|');
+    summary.phases.forEach((r, i) => {
+      out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
+    });
     out.push('');
   }
 

@@ -142,6 +142,8 @@ describe('renderSummaryJson', () => {
       'frequencyHz',
       'durationSec',
       'workers',
+      'plugins',
+      'phases',
       'topSelf',
       'topTotal',
       'vmFrames',

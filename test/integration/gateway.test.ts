@@ -1,0 +1,166 @@
+// CPU by plugin and by nginx phase against the app's own measurement: the
+// gateway fixture (fixtures/gateway/: an APISIX-like layout, plugins in
+// rewrite, access, content, header/body filter and log, a timer, two
+// routes) times each plugin and phase with os.clock() (exclusive of nested
+// phases); one profile of it under wrk load must put each plugin's total
+// share and each phase's self share within 3 percentage points of that.
+// Debian's nginx and GC64 LuaJIT (luajit2), JIT on.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { childPids, freePort, repoRoot, requireRoot, runCli, sleep, startLoad } from '../support/fixture.js';
+
+const execFileP = promisify(execFile);
+const TOLERANCE_PP = 3;
+const START_SH = join(repoRoot, 'fixtures', 'gateway', 'start.sh');
+
+interface Truth {
+  total: number;
+  plugins: Record<string, number>;
+  phases: Record<string, number>;
+  jit: boolean;
+  gc64: boolean;
+}
+
+interface Share {
+  name: string;
+  self: number;
+  total: number;
+  selfShare: number;
+  totalShare: number;
+}
+
+interface Gateway {
+  master: number;
+  port: number;
+  get(path: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function startGateway(): Promise<Gateway> {
+  const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-'));
+  const port = await freePort();
+  let master: number;
+  try {
+    const { stdout } = await execFileP('bash', [START_SH, prefix, String(port), 'jit-on'], { encoding: 'utf8' });
+    master = Number(stdout.trim());
+  } catch (err) {
+    let log = '';
+    try {
+      log = readFileSync(join(prefix, 'logs', 'error.log'), 'utf8');
+      const pid = Number(readFileSync(join(prefix, 'logs', 'nginx.pid'), 'utf8'));
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* not started */
+    }
+    rmSync(prefix, { recursive: true, force: true });
+    throw new Error(`fixtures/gateway/start.sh failed: ${(err as Error).message}\n${log}`);
+  }
+  for (let i = 0; i < 50 && childPids(master).length < 1; i++) await sleep(100);
+  return {
+    master,
+    port,
+    async get(path) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      const text = await res.text();
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+      return text;
+    },
+    async stop() {
+      try {
+        process.kill(master, 'SIGTERM');
+        for (let i = 0; i < 50; i++) {
+          process.kill(master, 0);
+          await sleep(100);
+        }
+        process.kill(master, 'SIGKILL');
+      } catch {
+        /* exited */
+      }
+      rmSync(prefix, { recursive: true, force: true });
+    },
+  };
+}
+
+beforeAll(() => requireRoot());
+
+describe('gateway fixture, JIT on, GC64', () => {
+  let gw: Gateway;
+  let loads: ReturnType<typeof startLoad>[] = [];
+  const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-out-'));
+
+  beforeAll(async () => {
+    gw = await startGateway();
+    for (let i = 0; i < 20; i++) {
+      await gw.get('/orders');
+      await gw.get('/status');
+    }
+    loads = [startLoad(gw.port, '/orders', 20, 2), startLoad(gw.port, '/status', 20, 2)];
+    await sleep(500);
+  });
+
+  afterAll(async () => {
+    for (const l of loads) l.child.kill();
+    await Promise.all(loads.map((l) => l.done));
+    await gw?.stop();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it(`puts each plugin and each phase within ${TOLERANCE_PP} pp of the app's own measurement`, async () => {
+    let truth: Truth | null = null;
+    let resetDone: Promise<unknown> | null = null;
+    const json = join(out, 'summary.json');
+    const folded = join(out, 'out.folded');
+    const run = await runCli(
+      ['--pid', String(gw.master), '--duration', '5', '--frequency', '999', '-o', join(out, 'out.svg'), '--json', json, '--folded', folded, '--log-format', 'json'],
+      async (line) => {
+        if (line.includes('"msg":"sampling"')) resetDone = gw.get('/truth/reset');
+        if (line.includes('"msg":"sampling stopped"')) {
+          await resetDone;
+          truth = JSON.parse(await gw.get('/truth')) as Truth;
+        }
+      },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(truth, 'the profiler never logged its phases').not.toBeNull();
+    const t = truth as unknown as Truth;
+    expect(t.jit).toBe(true);
+    expect(t.gc64).toBe(true);
+    const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; plugins: Share[]; phases: Share[] };
+
+    const compare = (measured: Record<string, number>, profiled: Share[], key: 'totalShare' | 'selfShare') =>
+      Object.fromEntries(
+        Object.entries(measured).map(([name, seconds]) => {
+          const p = profiled.find((e) => e.name === name);
+          return [name, { profile: Number((100 * (p ? p[key] : 0)).toFixed(2)), truth: Number(((100 * seconds) / t.total).toFixed(2)) }];
+        }),
+      );
+    const plugins = compare(t.plugins, summary.plugins, 'totalShare');
+    const phases = compare(t.phases, summary.phases, 'selfShare');
+    const worst = (r: Record<string, { profile: number; truth: number }>) =>
+      Math.max(...Object.values(r).map((v) => Math.abs(v.profile - v.truth))).toFixed(2);
+    console.log(`gateway: ${summary.totalSamples} samples; plugins max ${worst(plugins)} pp ${JSON.stringify(plugins)}`);
+    console.log(`gateway: phases max ${worst(phases)} pp ${JSON.stringify(phases)}`);
+    console.log(`gateway: other phases ${JSON.stringify(summary.phases.filter((p) => !(p.name in t.phases)).map((p) => [p.name, (100 * p.selfShare).toFixed(2)]))}`);
+
+    expect(Object.keys(plugins).sort()).toEqual(['ip-restriction', 'jwt-auth', 'limit-count', 'mocking', 'prometheus', 'response-rewrite', 'server-info']);
+    expect(Object.keys(phases).sort()).toEqual(['access', 'body_filter', 'content', 'header_filter', 'log', 'rewrite', 'timer']);
+    // No plugin but these: the router and the phase runners are gateway code.
+    expect(summary.plugins.map((p) => p.name).sort()).toEqual(Object.keys(plugins).sort());
+    for (const [name, v] of [...Object.entries(plugins), ...Object.entries(phases)]) {
+      if (name !== 'server-info' && name !== 'timer') expect(v.truth, `${name} did not run`).toBeGreaterThan(3);
+      expect(Math.abs(v.profile - v.truth), `${name}: ${JSON.stringify(v)}`).toBeLessThan(TOLERANCE_PP);
+    }
+
+    // --group-by phase on the same stacks: every stack under its phase.
+    const grouped = join(out, 'grouped.folded');
+    const rep = await runCli(['report', folded, '--group-by', 'phase', '--folded', grouped, '--log-format', 'json']);
+    expect(rep.code, rep.stderr).toBe(0);
+    const firsts = new Set(readFileSync(grouped, 'utf8').trim().split('\n').map((l) => l.split(';')[0]));
+    for (const phase of ['rewrite', 'access', 'content', 'header_filter', 'body_filter', 'log']) expect(firsts).toContain(`[phase:${phase}]`);
+    for (const f of firsts) expect(f).toMatch(/^\[(phase:[a-z_]+|nginx: [a-z ]+|idle|unknown)\]$/);
+  }, 60_000);
+});
