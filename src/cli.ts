@@ -76,7 +76,8 @@ Examples:
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
-8 a BPF program rejected by the verifier, 130 interrupted twice.`,
+8 a BPF program rejected by the verifier, 9 a diff gate threshold crossed,
+130 interrupted twice.`,
     );
 
   const profile = configure(profileCommand(), io).action(async (opts: ProfileOptions) => {

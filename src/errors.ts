@@ -10,6 +10,8 @@ export const ExitCode = {
   NoSamples: 6,
   Busy: 7,
   BpfRejected: 8,
+  /** `diff` with a gate: a threshold was crossed. */
+  GateFailed: 9,
   Interrupted: 130,
 } as const;
 

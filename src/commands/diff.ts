@@ -1,8 +1,10 @@
 // `apisix-profile diff <before.folded> <after.folded>`: a differential flame
 // graph (the after run's frames, red where their share grew, blue where it
-// shrank) and, for CI, the functions that changed most.
+// shrank) and, for CI, the functions that changed most; with
+// `--fail-on-function`/`--fail-on-plugin` a gate that exits 9 when a
+// function's or plugin's share grew too much.
 import { basename } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
 import {
   diffStacks,
@@ -12,6 +14,15 @@ import {
   renderDiffSummaryMarkdown,
   summarizeDiff,
 } from '../report/diff.js';
+import {
+  DEFAULT_MIN_SAMPLES,
+  gateLogLine,
+  judgeDiff,
+  offendingNames,
+  renderGateMarkdown,
+  renderGatedDiffSummaryJson,
+  type GateResult,
+} from '../report/gate.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
@@ -34,6 +45,20 @@ export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   summary?: string;
   top: number;
   saturate: number;
+  failOnFunction?: number;
+  failOnPlugin?: number;
+  minSamples?: number;
+}
+
+/** `--fail-on-function <pp>`, `--fail-on-plugin <pp>`: percentage points, above 0 and at most 100. */
+export function gatePp(name: string): (value: string) => number {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^(\d+(\.\d+)?|\.\d+)$/.test(value.trim()) || !(n > 0) || n > 100) {
+      throw new InvalidArgumentError(`${name} must be a number of percentage points above 0 and at most 100`);
+    }
+    return n;
+  };
 }
 
 export function diffCommand(): Command {
@@ -50,7 +75,22 @@ export function diffCommand(): Command {
     .option('--json <file>', 'the functions that changed most, as JSON', path('json'))
     .option('--summary <file.md>', 'the same as Markdown; also appended to $GITHUB_STEP_SUMMARY when that is set', path('summary'))
     .option('--top <n>', 'functions listed per direction in the summaries', integerIn('top', 1, 1000), 15)
-    .option('--saturate <pp>', 'a change of this many percentage points gets the full colour', saturatePp, 5);
+    .option('--saturate <pp>', 'a change of this many percentage points gets the full colour', saturatePp, 5)
+    .option(
+      '--fail-on-function <pp>',
+      'gate: exit 9 when any function\'s self or total share grew by more than this many percentage points',
+      gatePp('fail-on-function'),
+    )
+    .option(
+      '--fail-on-plugin <pp>',
+      'gate: exit 9 when any APISIX/Kong plugin\'s self or total share grew by more than this many percentage points',
+      gatePp('fail-on-plugin'),
+    )
+    .option(
+      '--min-samples <n>',
+      `gate: do not judge a share that has fewer than n samples in both runs (default ${DEFAULT_MIN_SAMPLES}: 1 pp of 30 s at 99 Hz)`,
+      integerIn('min-samples', 0, 1_000_000_000),
+    );
   addFlameGraphOptions(cmd, false);
   addLogOptions(cmd);
   return cmd.addHelpText(
@@ -59,9 +99,15 @@ export function diffCommand(): Command {
 Examples:
   apisix-profile diff before.folded after.folded -o diff.svg
   apisix-profile diff main.folded pr.folded -o diff.svg --summary diff.md --top 10 --saturate 2
+  apisix-profile diff base.folded head.folded --fail-on-function 3 --fail-on-plugin 2 --summary diff.md --json diff.json
 
-Exit codes: 0 ok, 1 internal error, 2 bad arguments (unreadable or malformed input),
-4 permission denied, 6 no samples in one of the inputs.`,
+The gate (--fail-on-function, --fail-on-plugin) compares shares of each run's total;
+docs/ci.md tells how to choose the threshold from the run's length (binomial noise)
+and has a GitHub Actions job.
+
+Exit codes: 0 ok (and within the gate's thresholds), 1 internal error, 2 bad arguments
+(unreadable or malformed input), 4 permission denied, 6 no samples in one of the inputs,
+9 a diff gate threshold was crossed (the outputs are still written).`,
   );
 }
 
@@ -78,6 +124,10 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
   if (before === STDIO && after === STDIO) {
     throw new CliError('before and after cannot both be stdin (-)', ExitCode.BadArguments);
   }
+  const gated = opts.failOnFunction !== undefined || opts.failOnPlugin !== undefined;
+  if (opts.minSamples !== undefined && !gated) {
+    throw new CliError('--min-samples sets what the gate judges: add --fail-on-function <pp> or --fail-on-plugin <pp>', ExitCode.BadArguments);
+  }
   const outputs = diffOutputs(opts);
   checkOutputs(outputs, [before, after]);
   const { log } = openTerminal(opts, ctx);
@@ -92,23 +142,45 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
   });
   writeOutput(opts.output, svg);
   if (opts.folded !== undefined) writeOutput(opts.folded, foldDiff(diffStacks(b, a)));
+
+  const [bt, at] = [totalCount(b), totalCount(a)];
+  const empty = bt === 0 ? before : at === 0 ? after : null;
+  // The gate judges nothing when a side has no samples: that is exit 6.
+  const gate: GateResult | null =
+    gated && empty === null
+      ? judgeDiff(b, a, {
+          functionPp: opts.failOnFunction,
+          pluginPp: opts.failOnPlugin,
+          minSamples: opts.minSamples ?? DEFAULT_MIN_SAMPLES,
+        })
+      : null;
   if (opts.json !== undefined || opts.summary !== undefined) {
     const summary = summarizeDiff(b, a, { title, top: opts.top });
-    if (opts.json !== undefined) writeOutput(opts.json, renderDiffSummaryJson(summary));
+    if (opts.json !== undefined) writeOutput(opts.json, gate ? renderGatedDiffSummaryJson(summary, gate) : renderDiffSummaryJson(summary));
     if (opts.summary !== undefined) {
-      const markdown = renderDiffSummaryMarkdown(summary);
+      const lead = gate
+        ? renderGateMarkdown(gate)
+        : gated && empty !== null
+          ? `**Gate not judged:** no samples in ${nameOf(empty)}.`
+          : '';
+      const markdown = renderDiffSummaryMarkdown(summary, lead);
       writeOutput(opts.summary, markdown);
       appendStepSummary(markdown, log, ctx.env);
     }
   }
 
-  const [bt, at] = [totalCount(b), totalCount(a)];
   const written = Object.fromEntries(outputs.map((s) => [s.flag.slice(2), s.path]));
   log.info({ before, after, ...written }, `before ${bt} samples, after ${at} samples`);
-  const empty = bt === 0 ? before : at === 0 ? after : null;
   if (empty !== null) {
     log.warn(`no samples in ${nameOf(empty)}: nothing to compare`);
     return ExitCode.NoSamples;
+  }
+  if (gate !== null) {
+    if (gate.verdict === 'fail') {
+      log.error({ verdict: gate.verdict, offending: offendingNames(gate) }, gateLogLine(gate));
+      return ExitCode.GateFailed;
+    }
+    log.info({ verdict: gate.verdict }, gateLogLine(gate));
   }
   return ExitCode.Ok;
 }

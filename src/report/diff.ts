@@ -218,14 +218,20 @@ export interface DiffSummaryOptions {
   top?: number;
 }
 
+/** Every function of either run with its counts and shares on both sides. */
+export interface FunctionChanges {
+  beforeSamples: number;
+  afterSamples: number;
+  /** One entry per function seen in either run, in no particular order. */
+  changes: FunctionChange[];
+}
+
 /**
- * The functions whose self share changed most between two runs, as shares
- * of each run's own total (so runs of different length compare fairly).
- * A function is a unique frame text, as in the summary of one run.
+ * Every function (unique frame text) of either run, with its self and total
+ * samples and shares in both runs and their change in percentage points.
+ * The summaries list the extremes; the CI gate (gate.ts) judges them all.
  */
-export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options: DiffSummaryOptions = {}): DiffSummary {
-  const top = options.top ?? 15;
-  checkCount(top, 'diff summary top');
+export function diffFunctions(before: UniqueStacks, after: UniqueStacks): FunctionChanges {
   const side = (stacks: readonly Stack[]) => {
     const s = summarize(stacks, { top: Number.MAX_SAFE_INTEGER });
     return { total: s.totalSamples, byName: new Map<string, FunctionShare>(s.topTotal.map((f) => [f.name, f])) };
@@ -247,6 +253,18 @@ export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options
       totalDeltaPp: changePp(bf.total, b.total, af.total, a.total),
     };
   });
+  return { beforeSamples: b.total, afterSamples: a.total, changes };
+}
+
+/**
+ * The functions whose self share changed most between two runs, as shares
+ * of each run's own total (so runs of different length compare fairly).
+ * A function is a unique frame text, as in the summary of one run.
+ */
+export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options: DiffSummaryOptions = {}): DiffSummary {
+  const top = options.top ?? 15;
+  checkCount(top, 'diff summary top');
+  const { beforeSamples, afterSamples, changes } = diffFunctions(before, after);
   const grew = changes
     .filter((c) => c.selfDeltaPp > 0)
     .sort((x, y) => y.selfDeltaPp - x.selfDeltaPp || byCodeUnits(x.name, y.name))
@@ -255,7 +273,7 @@ export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options
     .filter((c) => c.selfDeltaPp < 0)
     .sort((x, y) => x.selfDeltaPp - y.selfDeltaPp || byCodeUnits(x.name, y.name))
     .slice(0, top);
-  return { title: options.title ?? DEFAULT_TITLE, beforeSamples: b.total, afterSamples: a.total, grew, shrank };
+  return { title: options.title ?? DEFAULT_TITLE, beforeSamples, afterSamples, grew, shrank };
 }
 
 /** The diff summary as pretty-printed JSON, ending with a newline. */
@@ -265,10 +283,12 @@ export function renderDiffSummaryJson(summary: DiffSummary): string {
 
 /**
  * Markdown for a CI job summary: the sample counts, then the functions whose
- * self share grew and shrank most, with their total-share change.
+ * self share grew and shrank most, with their total-share change. `lead`
+ * (Markdown, e.g. the gate's verdict) comes first, right under the heading.
  */
-export function renderDiffSummaryMarkdown(summary: DiffSummary): string {
+export function renderDiffSummaryMarkdown(summary: DiffSummary, lead = ''): string {
   const out: string[] = [`### ${markdownText(summary.title)}`, ''];
+  if (lead.trim() !== '') out.push(lead.trimEnd(), '');
   out.push(
     `before: **${summary.beforeSamples} samples** · after: **${summary.afterSamples} samples** · ` +
       'changes are in percentage points (pp) of each run\'s total',
