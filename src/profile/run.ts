@@ -82,139 +82,193 @@ export function bpfObjectPath(): string {
 }
 
 export async function runProfile(opts: RunOptions): Promise<RunResult> {
-  const { log } = opts;
-  const tables = loadOffsetTables();
-  if (tables.length > MAX_LJ_TABLES) throw new Error(`more than ${MAX_LJ_TABLES} LuaJIT offset tables`);
-  const maxStacks = opts.maxStacks ?? DEFAULT_MAX_STACKS;
-  if (!Number.isInteger(maxStacks) || maxStacks < 1 || maxStacks > MAX_STACKS_LIMIT) throw new RangeError(`maxStacks must be a whole number from 1 to ${MAX_STACKS_LIMIT}`);
-  const targets = new Map<number, Target>();
-  const contexts = new Map<number, ProcessContext>();
-  const addTarget = (pid: number, t: Target) => {
-    targets.set(pid, t);
-    contexts.set(pid, t.ctx);
-  };
-  for (const pid of opts.pids) {
-    const t = inspectTarget(pid, tables, log);
-    if (!t) throw new Error(`pid ${pid} exited before profiling started`);
-    addTarget(pid, t);
+  const run = new ProfileRun(opts);
+  try {
+    run.load();
+    run.attachAll();
+    await run.sample();
+    await run.stop();
+  } finally {
+    run.close();
+  }
+  return run.result();
+}
+
+/** One run's state, each step a method, in the order runProfile calls them. */
+class ProfileRun {
+  private readonly log: Logger;
+  private readonly tables: LuajitTable[];
+  private readonly maxStacks: number;
+  private readonly unwindCfi: boolean;
+  private readonly targets = new Map<number, Target>();
+  private readonly contexts = new Map<number, ProcessContext>();
+  private readonly bpf: ProfilerObject;
+  private readonly symbolizer: ProcessSymbolizer;
+  private readonly table: StackTable;
+  private readonly stats = emptyStats();
+  private loader: UnwindLoader | null = null;
+  private cpuAtStart = new Map<number, number | null>();
+
+  constructor(private readonly opts: RunOptions) {
+    this.log = opts.log;
+    this.tables = loadOffsetTables();
+    if (this.tables.length > MAX_LJ_TABLES) throw new Error(`more than ${MAX_LJ_TABLES} LuaJIT offset tables`);
+    this.maxStacks = opts.maxStacks ?? DEFAULT_MAX_STACKS;
+    if (!Number.isInteger(this.maxStacks) || this.maxStacks < 1 || this.maxStacks > MAX_STACKS_LIMIT) {
+      throw new RangeError(`maxStacks must be a whole number from 1 to ${MAX_STACKS_LIMIT}`);
+    }
+    for (const pid of opts.pids) {
+      const t = inspectTarget(pid, this.tables, this.log);
+      if (!t) throw new Error(`pid ${pid} exited before profiling started`);
+      this.addTarget(pid, t);
+    }
+    this.unwindCfi = (opts.unwind ?? 'cfi') === 'cfi';
+    this.bpf = ProfilerObject.open(bpfObjectPath(), { verbose: this.log.isLevelEnabled('trace'), btfPath: opts.btfPath });
+    this.symbolizer = new ProcessSymbolizer(this.contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
+    this.table = new StackTable(this.bpf, (key) => this.symbolizer.liveLuaFrames(key));
   }
 
-  const unwindCfi = (opts.unwind ?? 'cfi') === 'cfi';
-  const bpf = ProfilerObject.open(bpfObjectPath(), { verbose: log.isLevelEnabled('trace'), btfPath: opts.btfPath });
-  const symbolizer = new ProcessSymbolizer(contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
-  const table = new StackTable(bpf, (key) => symbolizer.liveLuaFrames(key));
-  const stats = emptyStats();
-  let started = Date.now();
-  try {
-    bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi, maxStacks });
-    loadBpfObject(bpf, log);
-    bpf.setOffsetTables(tables.map((t) => t.offsets));
-    const loader = unwindCfi ? new UnwindLoader(bpf) : null;
-    const attach = (pid: number, t: Target) => attachTarget(bpf, loader, symbolizer, pid, t, log);
+  /** Configures and loads the BPF object; fills the offset tables. */
+  load(): void {
+    const { opts } = this;
+    this.bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: this.unwindCfi, maxStacks: this.maxStacks });
+    loadBpfObject(this.bpf, this.log);
+    this.bpf.setOffsetTables(this.tables.map((t) => t.offsets));
+    this.loader = this.unwindCfi ? new UnwindLoader(this.bpf) : null;
+  }
 
+  /** Everything each target needs in the kernel; a worker gone meanwhile (a reload) is left out. */
+  attachAll(): void {
     const loadStart = Date.now();
-    for (const [pid, t] of [...targets]) {
+    for (const [pid, t] of [...this.targets]) {
       try {
-        attach(pid, t);
+        this.attach(pid, t);
       } catch (err) {
-        // A worker replaced (nginx reload) while we attached: go on without it.
         if (existsSync(`/proc/${pid}`)) throw err;
-        log.warn({ target: pid }, `pid ${pid} exited while the profiler attached`);
-        targets.delete(pid);
+        this.log.warn({ target: pid }, `pid ${pid} exited while the profiler attached`);
+        this.targets.delete(pid);
       }
     }
     // Unless new ones can join (a master's next workers), there is nothing to sample.
-    if (targets.size === 0 && !opts.discover) throw new CliError('every target process exited before sampling started', ExitCode.TargetNotFound);
+    if (this.targets.size === 0 && !this.opts.discover) throw new CliError('every target process exited before sampling started', ExitCode.TargetNotFound);
+    const { loader } = this;
     if (loader) {
-      log.debug(
+      this.log.debug(
         { files: loader.report.files, rows: loader.report.rows, skipped: Object.fromEntries(loader.report.skipped), ms: Date.now() - loadStart },
         'unwind tables loaded',
       );
     }
-    // Processes that appear while we sample (nginx reload replaces workers).
-    const discover = () => {
-      for (const pid of opts.discover?.() ?? []) {
-        if (targets.has(pid) || targets.size >= MAX_PROCS) continue;
-        const t = inspectTarget(pid, tables, log);
-        if (!t) continue;
-        addTarget(pid, t);
-        try {
-          attach(pid, t);
-          log.info({ target: pid }, `pid ${pid} joined the profile`);
-        } catch (err) {
-          // It may have exited while we attached: keep what we have.
-          log.warn({ target: pid }, `pid ${pid}: could not attach (${(err as Error).message})`);
-        }
-      }
-    };
-    // Switch the programs to the other counts map, give in-flight programs
-    // time to finish with the old one, then drain it.
-    const flipAndDrain = async () => {
-      const old = bpf.flipCounts();
-      await sleep(5);
-      table.add(bpf.drainCounts(old));
-    };
+  }
 
+  /** Samples for the duration (or until aborted), learning global_States and draining as it goes. */
+  async sample(): Promise<void> {
+    const { opts, log } = this;
     quietForSampling();
-    const cpus = bpf.startSampling(opts.frequency);
-    log.info({ targets: [...targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
+    const cpus = this.bpf.startSampling(opts.frequency);
+    log.info({ targets: [...this.targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
-
     // The duration counts from here: attaching can take a while.
-    started = Date.now();
-    const cpuAtStart = new Map([...targets.keys()].map((pid) => [pid, cpuTimeMs(pid)]));
+    const started = Date.now();
+    this.cpuAtStart = new Map([...this.targets.keys()].map((pid) => [pid, cpuTimeMs(pid)]));
     const deadline = started + opts.durationSec * 1000;
     let lastDrain = Date.now();
     while (Date.now() < deadline && !opts.signal?.aborted) {
       // Poll fast until every process's global_State is known: until then
       // its requests pay for the uprobe and its VM range is not set.
       // Otherwise wake only to drain: every wake-up is CPU taken from the target.
-      const pending = [...targets.values()].some((t) => !t.gKnown && t.candidates.length > 0);
+      const pending = [...this.targets.values()].some((t) => !t.gKnown && t.candidates.length > 0);
       const untilDrain = lastDrain + DRAIN_EVERY_MS - Date.now();
       await sleep(Math.max(1, Math.min(pending ? FAST_POLL_MS : untilDrain, deadline - Date.now())), opts.signal);
-      learnGlobalStates(bpf, targets, tables, log);
+      learnGlobalStates(this.bpf, this.targets, this.tables, log);
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
-        discover();
-        await flipAndDrain();
+        this.discover();
+        await this.flipAndDrain();
         lastDrain = Date.now();
-        opts.onProgress?.(table.samples);
+        opts.onProgress?.(this.table.samples);
       }
     }
     endQuiet();
-    stats.elapsedSec = (Date.now() - started) / 1000;
-    stats.targetCpuMs = [...cpuAtStart].reduce((sum, [pid, at]) => sum + Math.max(0, (cpuTimeMs(pid) ?? at ?? 0) - (at ?? 0)), 0);
-    warnUnlearned(targets, log);
-    opts.onPhase?.('stopped');
-    log.info({ elapsedSec: stats.elapsedSec }, 'sampling stopped');
-    // Stop counting (the program ignores processes it has no state for),
-    // then drain both maps: the totals then match the kernel's own counters.
-    for (const pid of targets.keys()) bpf.forgetProcess(pid);
-    await sleep(5);
-    table.add(bpf.drainCounts(0));
-    table.add(bpf.drainCounts(1));
+    this.stats.elapsedSec = (Date.now() - started) / 1000;
+  }
 
-    const counters = bpf.stats();
+  /** Stops counting, drains what is left, and reads the kernel's counters. */
+  async stop(): Promise<void> {
+    const { stats, log } = this;
+    stats.targetCpuMs = [...this.cpuAtStart].reduce((sum, [pid, at]) => sum + Math.max(0, (cpuTimeMs(pid) ?? at ?? 0) - (at ?? 0)), 0);
+    warnUnlearned(this.targets, log);
+    this.opts.onPhase?.('stopped');
+    log.info({ elapsedSec: stats.elapsedSec }, 'sampling stopped');
+    // The program ignores processes it has no state for; then both maps are
+    // drained, so the totals match the kernel's own counters.
+    for (const pid of this.targets.keys()) this.bpf.forgetProcess(pid);
+    await sleep(5);
+    this.table.add(this.bpf.drainCounts(0));
+    this.table.add(this.bpf.drainCounts(1));
+    const counters = this.bpf.stats();
     stats.samples = counters[StatIndex.Samples];
-    stats.lostMapFull = counters[StatIndex.LostMapFull] + table.lostWithoutStack;
+    stats.lostMapFull = counters[StatIndex.LostMapFull] + this.table.lostWithoutStack;
     stats.lostNoMemory = counters[StatIndex.LostNoMemory];
     stats.luaBadReads = counters[StatIndex.LuaBadRead];
     stats.uprobeHits = counters[StatIndex.UprobeHits];
-  } finally {
-    endQuiet();
-    bpf.close();
-    for (const ctx of contexts.values()) ctx.mem?.close();
   }
-  // After sampling: name the native frames and the C functions among the Lua frames.
-  const stacks = table.fold((entry) => {
-    const stack = assembleStack(entry.key, {
-      kernel: (addr) => symbolizer.kernel(addr),
-      user: (pid, addr) => symbolizer.user(pid, addr),
-      luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
+
+  /** Releases everything attached, whatever step failed. */
+  close(): void {
+    endQuiet();
+    this.bpf.close();
+    for (const ctx of this.contexts.values()) ctx.mem?.close();
+  }
+
+  /** After sampling: the native frames and the C functions among the Lua frames named, the stacks folded. */
+  result(): RunResult {
+    const { symbolizer, stats } = this;
+    const stacks = this.table.fold((entry) => {
+      const stack = assembleStack(entry.key, {
+        kernel: (addr) => symbolizer.kernel(addr),
+        user: (pid, addr) => symbolizer.user(pid, addr),
+        luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
+      });
+      countKey(stats, entry.key, entry.count, stack.nativeCutShort);
+      return stack.frames;
     });
-    countKey(stats, entry.key, entry.count, stack.nativeCutShort);
-    return stack.frames;
-  });
-  return { stacks, stats, targets: [...targets].map(([pid, t]) => targetOutcome(pid, t)) };
+    return { stacks, stats, targets: [...this.targets].map(([pid, t]) => targetOutcome(pid, t)) };
+  }
+
+  private addTarget(pid: number, t: Target): void {
+    this.targets.set(pid, t);
+    this.contexts.set(pid, t.ctx);
+  }
+
+  private attach(pid: number, t: Target): void {
+    attachTarget(this.bpf, this.loader, this.symbolizer, pid, t, this.log);
+  }
+
+  /** Processes that appear while we sample (nginx reload replaces workers). */
+  private discover(): void {
+    for (const pid of this.opts.discover?.() ?? []) {
+      if (this.targets.has(pid) || this.targets.size >= MAX_PROCS) continue;
+      const t = inspectTarget(pid, this.tables, this.log);
+      if (!t) continue;
+      this.addTarget(pid, t);
+      try {
+        this.attach(pid, t);
+        this.log.info({ target: pid }, `pid ${pid} joined the profile`);
+      } catch (err) {
+        // It may have exited while we attached: keep what we have.
+        this.log.warn({ target: pid }, `pid ${pid}: could not attach (${(err as Error).message})`);
+      }
+    }
+  }
+
+  /**
+   * Switches the programs to the other counts map, gives in-flight programs
+   * time to finish with the old one, then drains it.
+   */
+  private async flipAndDrain(): Promise<void> {
+    const old = this.bpf.flipCounts();
+    await sleep(5);
+    this.table.add(this.bpf.drainCounts(old));
+  }
 }
 
 /** What a target needs from /proc: its maps and LuaJIT; null when it is already gone. */
