@@ -15,7 +15,9 @@ import { childPids, freePort, repoRoot, requireRoot, runCli, sleep, startLoad } 
 
 const execFileP = promisify(execFile);
 const TOLERANCE_PP = 3;
-const START_SH = join(repoRoot, 'fixtures', 'gateway', 'start.sh');
+// The one fixture starter, pointed at the gateway app.
+const START_SH = join(repoRoot, 'fixtures', 'nginx', 'start.sh');
+const GATEWAY = join(repoRoot, 'fixtures', 'gateway');
 
 interface Truth {
   total: number;
@@ -45,7 +47,7 @@ async function startGateway(): Promise<Gateway> {
   const port = await freePort();
   let master: number;
   try {
-    const { stdout } = await execFileP('bash', [START_SH, prefix, String(port), 'jit-on'], { encoding: 'utf8' });
+    const { stdout } = await execFileP('bash', [START_SH, prefix, String(port), 'jit-on'], { encoding: 'utf8', env: { ...process.env, FIXTURE_APP: GATEWAY } });
     master = Number(stdout.trim());
   } catch (err) {
     let log = '';
@@ -57,7 +59,7 @@ async function startGateway(): Promise<Gateway> {
       /* not started */
     }
     rmSync(prefix, { recursive: true, force: true });
-    throw new Error(`fixtures/gateway/start.sh failed: ${(err as Error).message}\n${log}`);
+    throw new Error(`fixtures/nginx/start.sh (FIXTURE_APP=fixtures/gateway) failed: ${(err as Error).message}\n${log}`);
   }
   for (let i = 0; i < 50 && childPids(master).length < 1; i++) await sleep(100);
   return {
