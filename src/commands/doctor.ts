@@ -33,8 +33,8 @@ import { formatVersion, MIN_KERNEL } from '../kernel/min-kernel.js';
 import { VERIFIER_BUDGET } from '../kernel/verifier.js';
 import { candidateTables, findLuajit } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
-import { encodeConfig } from '../native/abi.js';
-import { type NativeError, type NativeSession, openNativeSession } from '../native/addon.js';
+import type { NativeError } from '../native/addon.js';
+import { ProfilerObject } from '../native/profiler-object.js';
 import type { TargetOutcome } from '../profile/global-state.js';
 import { bpfObjectPath, runProfile, type RunResult } from '../profile/run.js';
 import { loadElfObject } from '../elf/elf-cache.js';
@@ -455,7 +455,7 @@ interface Probing {
  * A uprobe on libc's getpid in this very process, detached at once (the
  * program ignores processes that are not in procs). null: not tried.
  */
-function tryUprobe(session: NativeSession): UprobeTry {
+function tryUprobe(bpf: ProfilerObject): UprobeTry {
   let libc: Mapping | undefined;
   try {
     libc = readProcMaps(process.pid).find((m) => isExecutable(m) && /\/libc\.so\.6$/.test(m.path));
@@ -467,7 +467,7 @@ function tryUprobe(session: NativeSession): UprobeTry {
   if (!libc || sym?.fileOffset === undefined) return null;
   const where = `${basename(libc.path)}:getpid in this process`;
   try {
-    session.detach(session.attachUprobe('learn_global_state', process.pid, libc.path, Number(sym.fileOffset)));
+    bpf.detach(bpf.attachLuaStateProbe(process.pid, libc.path, Number(sym.fileOffset)));
     return { attached: where };
   } catch (err) {
     const e = err as NativeError;
@@ -481,24 +481,24 @@ function tryUprobe(session: NativeSession): UprobeTry {
  * once) and to create one uprobe; closes everything.
  */
 function probeSession(objectPath: string, btfPath: string | undefined): Probing {
-  const session = openNativeSession(objectPath, false, btfPath);
+  const bpf = ProfilerObject.open(objectPath, btfPath ? { btfPath } : {});
   try {
-    session.setRodata(encodeConfig({ kernelStacks: true, leafPc: false, unwindCfi: true }));
+    bpf.configure({ kernelStacks: true, leafPc: false, unwindCfi: true });
     try {
-      session.load();
+      bpf.load();
     } catch {
       return { perf: null, uprobe: null }; // the BPF lines say why
     }
     let perf: PerfOpen;
     try {
-      perf = { cpus: session.attachPerfEvent('sample_stack', 1).length };
+      perf = { cpus: bpf.startSampling(1).length };
     } catch (err) {
       const e = err as NativeError;
       perf = { error: e.message, ...(e.code ? { code: e.code } : {}) };
     }
-    return { perf, uprobe: tryUprobe(session) };
+    return { perf, uprobe: tryUprobe(bpf) };
   } finally {
-    session.close();
+    bpf.close();
   }
 }
 

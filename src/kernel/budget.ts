@@ -3,8 +3,8 @@
 // each program's instruction count: what the budget test, the kernel matrix
 // and `doctor` check against VERIFIER_BUDGET.
 import { release } from 'node:os';
-import { encodeConfig } from '../native/abi.js';
-import { type NativeError, openNativeSession } from '../native/addon.js';
+import type { NativeError } from '../native/addon.js';
+import { ProfilerObject } from '../native/profiler-object.js';
 import { describeLoadFailure } from './load-error.js';
 import { programFigures, VERIFIER_BUDGET } from './verifier.js';
 
@@ -46,9 +46,9 @@ export function measureVerifierCosts(objectPath: string, btfPath?: string): Budg
   const costs: VariantCost[] = [];
   const failures: BudgetReport['failures'] = [];
   for (const v of LOAD_VARIANTS) {
-    const session = openNativeSession(objectPath, false, btfPath);
+    const session = ProfilerObject.open(objectPath, btfPath ? { btfPath } : {});
     try {
-      session.setRodata(encodeConfig({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi' }));
+      session.configure({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi' });
       try {
         session.load();
       } catch (err) {
