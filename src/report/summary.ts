@@ -126,13 +126,11 @@ function ranked(
   const second = first === 'self' ? 'total' : 'self';
   return [...counts.entries()]
     .sort(([an, a], [bn, b]) => b[first] - a[first] || b[second] - a[second] || byCodeUnits(an, bn))
-    .map(([name, c]) => ({
-      name,
-      self: c.self,
-      total: c.total,
-      selfShare: share(c.self, totalSamples),
-      totalShare: share(c.total, totalSamples),
-    }));
+    .map(([name, c]) => functionShare(name, c, totalSamples));
+}
+
+function functionShare(name: string, c: { self: number; total: number }, totalSamples: number): FunctionShare {
+  return { name, self: c.self, total: c.total, selfShare: share(c.self, totalSamples), totalShare: share(c.total, totalSamples) };
 }
 
 function rank(
@@ -145,13 +143,7 @@ function rank(
     .filter(([, c]) => c[key] > 0)
     .sort(([an, a], [bn, b]) => b[key] - a[key] || byCodeUnits(an, bn))
     .slice(0, top)
-    .map(([name, c]) => ({
-      name,
-      self: c.self,
-      total: c.total,
-      selfShare: share(c.self, totalSamples),
-      totalShare: share(c.total, totalSamples),
-    }));
+    .map(([name, c]) => functionShare(name, c, totalSamples));
 }
 
 /**
