@@ -12,6 +12,8 @@ export const ExitCode = {
   BpfRejected: 8,
   /** `diff` with a gate: a threshold was crossed. */
   GateFailed: 9,
+  /** The target runs a LuaJIT no offset table describes. */
+  LuajitUnsupported: 10,
   Interrupted: 130,
 } as const;
 
