@@ -4,14 +4,19 @@
 // routes) times each plugin and phase with os.clock() (exclusive of nested
 // phases); one profile of it under wrk load must put each plugin's total
 // share and each phase's self share within 3 percentage points of that.
-// Debian's nginx and GC64 LuaJIT (luajit2), JIT on.
+// Every mode: JIT on and off, on Debian's GC64 luajit2 and on a non-GC64
+// build of it (scripts/build-luajit-variants.sh) loaded through
+// LD_LIBRARY_PATH; one nginx and one short profile per mode.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { childPids, freePort, repoRoot, requireRoot, runCli, sleep, startLoad } from '../support/fixture.js';
+import { parseFolded } from '../../src/report/fold.js';
+import { frameKind } from '../../src/report/frame.js';
+import { stackPhase } from '../../src/report/gateway.js';
+import { childPids, freePort, luajitBuild, repoRoot, requireRoot, runCli, sleep, startLoad } from '../support/fixture.js';
 
 const execFileP = promisify(execFile);
 const TOLERANCE_PP = 3;
@@ -42,12 +47,30 @@ interface Gateway {
   stop(): Promise<void>;
 }
 
-async function startGateway(): Promise<Gateway> {
+interface Mode {
+  name: string;
+  jit: 'jit-on' | 'jit-off';
+  gc64: boolean;
+  /** A directory holding the libluajit-5.1.so.2 nginx loads; Debian's when absent. */
+  luajitLib?: () => string;
+}
+
+const nonGc64 = () => luajitBuild('luajit2', 'nogc64').lib;
+const MODES: Mode[] = [
+  { name: 'JIT on, GC64', jit: 'jit-on', gc64: true },
+  { name: 'JIT off, GC64', jit: 'jit-off', gc64: true },
+  { name: 'JIT on, non-GC64', jit: 'jit-on', gc64: false, luajitLib: nonGc64 },
+  { name: 'JIT off, non-GC64', jit: 'jit-off', gc64: false, luajitLib: nonGc64 },
+];
+
+async function startGateway(mode: Mode): Promise<Gateway> {
   const prefix = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-'));
   const port = await freePort();
   let master: number;
   try {
-    const { stdout } = await execFileP('bash', [START_SH, prefix, String(port), 'jit-on'], { encoding: 'utf8', env: { ...process.env, FIXTURE_APP: GATEWAY } });
+    const env: NodeJS.ProcessEnv = { ...process.env, FIXTURE_APP: GATEWAY };
+    if (mode.luajitLib) env.FIXTURE_LUAJIT_LIB = mode.luajitLib();
+    const { stdout } = await execFileP('bash', [START_SH, prefix, String(port), mode.jit], { encoding: 'utf8', env });
     master = Number(stdout.trim());
   } catch (err) {
     let log = '';
@@ -87,82 +110,103 @@ async function startGateway(): Promise<Gateway> {
   };
 }
 
+/**
+ * Percent of the content phase's samples with no Lua frame. Content runs
+ * Lua from its first instruction to its last (the phase handler, the
+ * plugin, ngx.say/ngx.eof and what they call), so a stack without a Lua
+ * frame there is a walk that found the wrong lua_State.
+ */
+function contentWithoutLua(foldedText: string): number {
+  let content = 0;
+  let bare = 0;
+  for (const { frames, count } of parseFolded(foldedText)) {
+    if (stackPhase(frames) !== 'content') continue;
+    content += count;
+    if (!frames.some((f) => frameKind(f) === 'lua')) bare += count;
+  }
+  return content ? (100 * bare) / content : 0;
+}
+
 beforeAll(() => requireRoot());
 
-describe('gateway fixture, JIT on, GC64', () => {
-  let gw: Gateway;
-  let loads: ReturnType<typeof startLoad>[] = [];
-  const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-out-'));
+for (const mode of MODES) {
+  describe(`gateway fixture, ${mode.name}`, () => {
+    let gw: Gateway;
+    let loads: ReturnType<typeof startLoad>[] = [];
+    const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-out-'));
 
-  beforeAll(async () => {
-    gw = await startGateway();
-    for (let i = 0; i < 20; i++) {
-      await gw.get('/orders');
-      await gw.get('/status');
-    }
-    loads = [startLoad(gw.port, '/orders', 20, 2), startLoad(gw.port, '/status', 20, 2)];
-    await sleep(500);
-  });
+    beforeAll(async () => {
+      gw = await startGateway(mode);
+      for (let i = 0; i < 20; i++) {
+        await gw.get('/orders');
+        await gw.get('/status');
+      }
+      loads = [startLoad(gw.port, '/orders', 20, 2), startLoad(gw.port, '/status', 20, 2)];
+      await sleep(500);
+    });
 
-  afterAll(async () => {
-    for (const l of loads) l.child.kill();
-    await Promise.all(loads.map((l) => l.done));
-    await gw?.stop();
-    rmSync(out, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      for (const l of loads) l.child.kill();
+      await Promise.all(loads.map((l) => l.done));
+      await gw?.stop();
+      rmSync(out, { recursive: true, force: true });
+    });
 
-  it(`puts each plugin and each phase within ${TOLERANCE_PP} pp of the app's own measurement`, async () => {
-    let truth: Truth | null = null;
-    let resetDone: Promise<unknown> | null = null;
-    const json = join(out, 'summary.json');
-    const folded = join(out, 'out.folded');
-    const run = await runCli(
-      ['--pid', String(gw.master), '--duration', '5', '--frequency', '999', '-o', join(out, 'out.svg'), '--json', json, '--folded', folded, '--log-format', 'json'],
-      async (line) => {
-        if (line.includes('"msg":"sampling"')) resetDone = gw.get('/truth/reset');
-        if (line.includes('"msg":"sampling stopped"')) {
-          await resetDone;
-          truth = JSON.parse(await gw.get('/truth')) as Truth;
-        }
-      },
-    );
-    expect(run.code, run.stderr).toBe(0);
-    expect(truth, 'the profiler never logged its phases').not.toBeNull();
-    const t = truth as unknown as Truth;
-    expect(t.jit).toBe(true);
-    expect(t.gc64).toBe(true);
-    const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; plugins: Share[]; phases: Share[] };
-
-    const compare = (measured: Record<string, number>, profiled: Share[], key: 'totalShare' | 'selfShare') =>
-      Object.fromEntries(
-        Object.entries(measured).map(([name, seconds]) => {
-          const p = profiled.find((e) => e.name === name);
-          return [name, { profile: Number((100 * (p ? p[key] : 0)).toFixed(2)), truth: Number(((100 * seconds) / t.total).toFixed(2)) }];
-        }),
+    it(`puts each plugin and each phase within ${TOLERANCE_PP} pp of the app's own measurement`, async () => {
+      let truth: Truth | null = null;
+      let resetDone: Promise<unknown> | null = null;
+      const json = join(out, 'summary.json');
+      const folded = join(out, 'out.folded');
+      const run = await runCli(
+        ['--pid', String(gw.master), '--duration', '5', '--frequency', '999', '-o', join(out, 'out.svg'), '--json', json, '--folded', folded, '--log-format', 'json'],
+        async (line) => {
+          if (line.includes('"msg":"sampling"')) resetDone = gw.get('/truth/reset');
+          if (line.includes('"msg":"sampling stopped"')) {
+            await resetDone;
+            truth = JSON.parse(await gw.get('/truth')) as Truth;
+          }
+        },
       );
-    const plugins = compare(t.plugins, summary.plugins, 'totalShare');
-    const phases = compare(t.phases, summary.phases, 'selfShare');
-    const worst = (r: Record<string, { profile: number; truth: number }>) =>
-      Math.max(...Object.values(r).map((v) => Math.abs(v.profile - v.truth))).toFixed(2);
-    console.log(`gateway: ${summary.totalSamples} samples; plugins max ${worst(plugins)} pp ${JSON.stringify(plugins)}`);
-    console.log(`gateway: phases max ${worst(phases)} pp ${JSON.stringify(phases)}`);
-    console.log(`gateway: other phases ${JSON.stringify(summary.phases.filter((p) => !(p.name in t.phases)).map((p) => [p.name, (100 * p.selfShare).toFixed(2)]))}`);
+      expect(run.code, run.stderr).toBe(0);
+      expect(truth, 'the profiler never logged its phases').not.toBeNull();
+      const t = truth as unknown as Truth;
+      expect(t.jit).toBe(mode.jit === 'jit-on');
+      expect(t.gc64).toBe(mode.gc64);
+      const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; plugins: Share[]; phases: Share[] };
 
-    expect(Object.keys(plugins).sort()).toEqual(['ip-restriction', 'jwt-auth', 'limit-count', 'mocking', 'prometheus', 'response-rewrite', 'server-info']);
-    expect(Object.keys(phases).sort()).toEqual(['access', 'body_filter', 'content', 'header_filter', 'log', 'rewrite', 'timer']);
-    // No plugin but these: the router and the phase runners are gateway code.
-    expect(summary.plugins.map((p) => p.name).sort()).toEqual(Object.keys(plugins).sort());
-    for (const [name, v] of [...Object.entries(plugins), ...Object.entries(phases)]) {
-      if (name !== 'server-info' && name !== 'timer') expect(v.truth, `${name} did not run`).toBeGreaterThan(3);
-      expect(Math.abs(v.profile - v.truth), `${name}: ${JSON.stringify(v)}`).toBeLessThan(TOLERANCE_PP);
-    }
+      const compare = (measured: Record<string, number>, profiled: Share[], key: 'totalShare' | 'selfShare') =>
+        Object.fromEntries(
+          Object.entries(measured).map(([name, seconds]) => {
+            const p = profiled.find((e) => e.name === name);
+            return [name, { profile: Number((100 * (p ? p[key] : 0)).toFixed(2)), truth: Number(((100 * seconds) / t.total).toFixed(2)) }];
+          }),
+        );
+      const plugins = compare(t.plugins, summary.plugins, 'totalShare');
+      const phases = compare(t.phases, summary.phases, 'selfShare');
+      const worst = (r: Record<string, { profile: number; truth: number }>) =>
+        Math.max(...Object.values(r).map((v) => Math.abs(v.profile - v.truth))).toFixed(2);
+      console.log(`gateway ${mode.name}: ${summary.totalSamples} samples; plugins max ${worst(plugins)} pp ${JSON.stringify(plugins)}`);
+      console.log(`gateway ${mode.name}: phases max ${worst(phases)} pp ${JSON.stringify(phases)}`);
+      const bare = contentWithoutLua(readFileSync(folded, 'utf8'));
+      console.log(`gateway ${mode.name}: content samples without a Lua frame ${bare.toFixed(2)}%`);
+      console.log(`gateway ${mode.name}: other phases ${JSON.stringify(summary.phases.filter((p) => !(p.name in t.phases)).map((p) => [p.name, (100 * p.selfShare).toFixed(2)]))}`);
 
-    // --group-by phase on the same stacks: every stack under its phase.
-    const grouped = join(out, 'grouped.folded');
-    const rep = await runCli(['report', folded, '--group-by', 'phase', '--folded', grouped, '--log-format', 'json']);
-    expect(rep.code, rep.stderr).toBe(0);
-    const firsts = new Set(readFileSync(grouped, 'utf8').trim().split('\n').map((l) => l.split(';')[0]));
-    for (const phase of ['rewrite', 'access', 'content', 'header_filter', 'body_filter', 'log']) expect(firsts).toContain(`[phase:${phase}]`);
-    for (const f of firsts) expect(f).toMatch(/^\[(phase:[a-z_]+|nginx: [a-z ]+|idle|unknown)\]$/);
-  }, 60_000);
-});
+      expect(Object.keys(plugins).sort()).toEqual(['ip-restriction', 'jwt-auth', 'limit-count', 'mocking', 'prometheus', 'response-rewrite', 'server-info']);
+      expect(Object.keys(phases).sort()).toEqual(['access', 'body_filter', 'content', 'header_filter', 'log', 'rewrite', 'timer']);
+      // No plugin but these: the router and the phase runners are gateway code.
+      expect(summary.plugins.map((p) => p.name).sort()).toEqual(Object.keys(plugins).sort());
+      for (const [name, v] of [...Object.entries(plugins), ...Object.entries(phases)]) {
+        if (name !== 'server-info' && name !== 'timer') expect(v.truth, `${name} did not run`).toBeGreaterThan(3);
+        expect(Math.abs(v.profile - v.truth), `${name}: ${JSON.stringify(v)}`).toBeLessThan(TOLERANCE_PP);
+      }
+
+      // --group-by phase on the same stacks: every stack under its phase.
+      const grouped = join(out, 'grouped.folded');
+      const rep = await runCli(['report', folded, '--group-by', 'phase', '--folded', grouped, '--log-format', 'json']);
+      expect(rep.code, rep.stderr).toBe(0);
+      const firsts = new Set(readFileSync(grouped, 'utf8').trim().split('\n').map((l) => l.split(';')[0]));
+      for (const phase of ['rewrite', 'access', 'content', 'header_filter', 'body_filter', 'log']) expect(firsts).toContain(`[phase:${phase}]`);
+      for (const f of firsts) expect(f).toMatch(/^\[(phase:[a-z_]+|nginx: [a-z ]+|idle|unknown)\]$/);
+    }, 60_000);
+  });
+}
