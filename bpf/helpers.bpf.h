@@ -26,6 +26,22 @@ static __always_inline void stat_add(__u32 index)
 		*value += 1;
 }
 
+static __always_inline void stat_add_n(__u32 index, __u64 n)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &index);
+
+	if (value)
+		*value += n;
+}
+
+/* This CPU's counter (the counters are per CPU: no other CPU changes it). */
+static __always_inline __u64 stat_get(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &index);
+
+	return value ? *value : 0;
+}
+
 /* Reads a GCRef/MRef: 64 bits in GC64 builds, 32 bits otherwise. */
 static __always_inline int read_ref(const struct lj_offsets *off, __u64 addr, __u64 *out)
 {

@@ -79,6 +79,14 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Off-CPU mode: target threads off the CPU now, by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_OFFCPU_THREADS);
+	__type(key, __u32);
+	__type(value, struct offcpu_start);
+} offcpu_starts SEC(".maps");
+
 /* Compact .eh_frame rows of every file the targets map, back to back. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

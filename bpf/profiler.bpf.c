@@ -41,6 +41,61 @@ int BPF_KPROBE(learn_global_state, void *L)
 
 #define E_EXIST 17
 #define E_2BIG 7
+#define TASK_DEAD_STATE 0x80 /* TASK_DEAD: the thread is exiting, it never comes back */
+
+/* The counts map the programs add to now (user space flips it to drain the other). */
+static __always_inline void *active_counts(void)
+{
+	__u32 zero = 0;
+	__u32 *active = bpf_map_lookup_elem(&control, &zero);
+
+	return (active && *active) ? (void *)&counts1 : (void *)&counts0;
+}
+
+/*
+ * Copies the stack into `stacks` unless user space has named its id
+ * already. Returns 1 when this call inserted the copy, 0 when none was
+ * needed or one was there, < 0 when it could not be stored (counted).
+ */
+static __always_inline int store_stack(struct sample_key *key, __u64 id)
+{
+	int err;
+
+	if (bpf_map_lookup_elem(&known, &id))
+		return 0;
+	/*
+	 * An int: kernels before 6.4 call the hash map's update directly
+	 * and it returns an int, so the upper half of the 64-bit result
+	 * is not a sign extension (on 6.1 EEXIST read as 4294967279, and
+	 * every sample of a stack still held from the last drain period
+	 * was counted as lost).
+	 */
+	err = (int)bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
+	if (!err)
+		return 1;
+	if (err == -E_EXIST)
+		return 0;
+	return err;
+}
+
+/* Adds weight to id's count in the active counts map. */
+static __always_inline int add_count(void *map, __u64 id, __u64 weight)
+{
+	__u64 *count = bpf_map_lookup_elem(map, &id);
+
+	if (count) {
+		__sync_fetch_and_add(count, weight);
+		return 0;
+	}
+	if (bpf_map_update_elem(map, &id, &weight, BPF_NOEXIST) == 0)
+		return 0;
+	/* Lost the race to insert the same id on another CPU: add to it. */
+	count = bpf_map_lookup_elem(map, &id);
+	if (!count)
+		return -1;
+	__sync_fetch_and_add(count, weight);
+	return 0;
+}
 
 /*
  * The common case is one lookup by an 8-byte id. The stack itself is copied
@@ -49,9 +104,7 @@ int BPF_KPROBE(learn_global_state, void *L)
  */
 static __always_inline void count_sample(struct sample_key *key, __u64 id)
 {
-	__u32 zero = 0;
-	__u32 *active = bpf_map_lookup_elem(&control, &zero);
-	void *map = (active && *active) ? (void *)&counts1 : (void *)&counts0;
+	void *map = active_counts();
 	__u64 one = 1, *count;
 	int err;
 
@@ -61,20 +114,11 @@ static __always_inline void count_sample(struct sample_key *key, __u64 id)
 		return;
 	}
 	/* The stack goes in before its count, so a drained id always has one. */
-	if (!bpf_map_lookup_elem(&known, &id)) {
-		/*
-		 * An int: kernels before 6.4 call the hash map's update directly
-		 * and it returns an int, so the upper half of the 64-bit result
-		 * is not a sign extension (on 6.1 EEXIST read as 4294967279, and
-		 * every sample of a stack still held from the last drain period
-		 * was counted as lost).
-		 */
-		err = (int)bpf_map_update_elem(&stacks, &id, key, BPF_NOEXIST);
-		if (err && err != -E_EXIST) {
-			/* Full (E2BIG), or no element could be allocated (ENOMEM). */
-			stat_add(err == -E_2BIG ? STAT_LOST_MAP_FULL : STAT_LOST_NO_MEMORY);
-			return;
-		}
+	err = store_stack(key, id);
+	if (err < 0) {
+		/* Full (E2BIG), or no element could be allocated (ENOMEM). */
+		stat_add(err == -E_2BIG ? STAT_LOST_MAP_FULL : STAT_LOST_NO_MEMORY);
+		return;
 	}
 	if (bpf_map_update_elem(map, &id, &one, BPF_NOEXIST) == 0)
 		return;
@@ -95,38 +139,33 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 	return (cs & 3) == 3;
 }
 
-SEC("perf_event")
-int sample_stack(struct bpf_perf_event_data *ctx)
+/*
+ * The current thread's whole stack into key: kernel frames (when asked),
+ * Lua frames, native frames. Returns its stack id. Shared by the CPU
+ * sample and the off-CPU switch: in both, the thread walked is current.
+ */
+static __always_inline __u64 walk_stack(void *ctx, struct proc_state *st, struct sample_key *key,
+					__u64 pid_tgid, bool kernel, __u32 extra_flags)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct task_struct *task;
 	__u64 stack_top = 0;
-	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
 	struct proc_mappings *pm;
-	struct sample_key *key;
 	struct pt_regs *uregs;
-	__u32 zero = 0;
 	__u64 id;
 	long n;
 
-	if (!st)
-		return 0;
-	key = bpf_map_lookup_elem(&scratch, &zero);
-	if (!key)
-		return 0;
 	key->pid = tgid;
-	key->flags = 0;
+	key->flags = extra_flags;
 	key->vmstate = VMSTATE_NONE;
 	key->n_kernel = 0;
 	key->n_user = 0;
 	key->n_lua = 0;
 	key->pad0 = 0;
 	key->pad1 = 0;
-	stat_add(STAT_SAMPLES);
 	id = stack_id_mix(0, tgid);
 
-	if (cfg.kernel_stacks && !in_user_mode(ctx)) {
+	if (kernel) {
 		n = bpf_get_stack(ctx, key->kernel, sizeof(key->kernel), 0);
 		if (n > 0)
 			key->n_kernel = n / sizeof(__u64);
@@ -176,7 +215,113 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 
 	/* The frame counts end the id, so frames cannot move between kinds. */
 	id = stack_id_mix(id, ((__u64)key->flags << 32) | (__u32)key->vmstate);
-	id = stack_id_mix(id, ((__u64)key->n_kernel << 32) | ((__u64)key->n_user << 16) | key->n_lua);
+	return stack_id_mix(id, ((__u64)key->n_kernel << 32) | ((__u64)key->n_user << 16) | key->n_lua);
+}
+
+SEC("perf_event")
+int sample_stack(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct sample_key *key;
+	__u32 zero = 0;
+	__u64 id;
+
+	if (!st)
+		return 0;
+	key = bpf_map_lookup_elem(&scratch, &zero);
+	if (!key)
+		return 0;
+	stat_add(STAT_SAMPLES);
+	id = walk_stack(ctx, st, key, pid_tgid, cfg.kernel_stacks && !in_user_mode(ctx), 0);
 	count_sample(key, id);
+	return 0;
+}
+
+/* --- off-CPU: the scheduler's switch ------------------------------------- */
+
+/* A target thread comes back: its time off the CPU goes to the stack it left in. */
+static __always_inline void switched_in(__u32 tid, __u64 now)
+{
+	struct offcpu_start *pending = bpf_map_lookup_elem(&offcpu_starts, &tid);
+	__u64 delta, id;
+
+	if (!pending)
+		return;
+	delta = now - pending->start_ns;
+	id = pending->id;
+	bpf_map_delete_elem(&offcpu_starts, &tid);
+	if (!id) {
+		stat_add_n(STAT_PREEMPTED_NS, delta);
+		return;
+	}
+	if (add_count(active_counts(), id, delta))
+		stat_add(STAT_OFFCPU_LOST);
+}
+
+/*
+ * A target thread leaves the CPU. Blocked (not preempted, not runnable):
+ * its stack now, whose copy goes into `stacks` at once, as a sample's
+ * does, so the count added at the switch back always finds it.
+ */
+static __always_inline void switched_out(void *ctx, bool preempt, struct task_struct *prev,
+					 unsigned int prev_state, __u64 now)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0;
+	struct offcpu_start start = { .start_ns = now };
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct sample_key *key;
+	__u64 samples_before;
+	int stored;
+
+	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
+	if (!st || prev->pid != tid || (prev_state & TASK_DEAD_STATE))
+		return;
+	if (preempt || prev_state == 0) {
+		stat_add(STAT_SWITCHES_PREEMPTED);
+	} else {
+		stat_add(STAT_SWITCHES_BLOCKED);
+		key = bpf_map_lookup_elem(&scratch, &zero);
+		if (!key)
+			return;
+		/*
+		 * With CPU sampling on too (wall mode), a sample can interrupt
+		 * this walk on this CPU and reuse the per-CPU scratch and walk
+		 * state. It counts STAT_SAMPLES on this CPU first: a change
+		 * means this stack may be torn, so it is dropped and counted.
+		 */
+		samples_before = stat_get(STAT_SAMPLES);
+		start.id = walk_stack(ctx, st, key, pid_tgid, cfg.kernel_stacks, SAMPLE_OFF_CPU);
+		stored = store_stack(key, start.id);
+		if (stat_get(STAT_SAMPLES) != samples_before) {
+			if (stored == 1)
+				bpf_map_delete_elem(&stacks, &start.id);
+			stat_add(STAT_OFFCPU_INTERRUPTED);
+			return;
+		}
+		if (stored < 0) {
+			stat_add(STAT_OFFCPU_LOST);
+			return;
+		}
+	}
+	if (bpf_map_update_elem(&offcpu_starts, &tid, &start, BPF_ANY))
+		stat_add(STAT_OFFCPU_LOST);
+}
+
+/*
+ * Every context switch on every CPU: one hash lookup for the thread coming
+ * in and one for the process going out, unless either is a target. The
+ * last argument (prev_state) exists since 5.18.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	switched_in(next->pid, now);
+	switched_out(ctx, preempt, prev, prev_state, now);
 	return 0;
 }

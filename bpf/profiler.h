@@ -60,6 +60,7 @@ enum sample_flags {
 	SAMPLE_UNWIND_BAD_READ = 1 << 9, /* ... stopped: a stack read failed */
 	SAMPLE_UNWIND_DEPTH = 1 << 10, /* ... stopped at MAX_USER_FRAMES */
 	SAMPLE_UNWIND_UNSUPPORTED = 1 << 11, /* ... stopped: CFI we cannot evaluate */
+	SAMPLE_OFF_CPU = 1 << 12,      /* the thread blocked here: its count is nanoseconds off the CPU */
 };
 
 /* LuaJIT's vmstate values (~LJ_VMST_*); >= 0 means compiled trace N. */
@@ -184,6 +185,18 @@ struct proc_state {
 	__u64 stack_words[STACK_SNAPSHOT_WORDS];
 };
 
+/*
+ * Off-CPU mode: a target thread that left the CPU, by thread id. id is the
+ * stack it blocked in (its copy is in `stacks` unless known), or 0 when it
+ * was preempted (still runnable: not off-CPU time, counted apart). The time
+ * is added to the id's count when the thread is switched back in.
+ */
+#define MAX_OFFCPU_THREADS 16384
+struct offcpu_start {
+	__u64 start_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the switch out */
+	__u64 id;
+};
+
 /* Indexes of the per-CPU counters in the `stats` map. */
 enum stat_index {
 	STAT_SAMPLES = 0,      /* samples of target processes */
@@ -192,6 +205,11 @@ enum stat_index {
 	STAT_LUA_BAD_READ,     /* a Lua frame read failed */
 	STAT_UPROBE_HITS,      /* uprobe traps taken in target processes */
 	STAT_LOST_NO_MEMORY,   /* could not be counted: the kernel had no memory for its stack copy */
+	STAT_SWITCHES_BLOCKED, /* target threads that left the CPU blocked (off-CPU mode) */
+	STAT_SWITCHES_PREEMPTED, /* ... preempted, still runnable */
+	STAT_PREEMPTED_NS,     /* nanoseconds preempted threads waited for a CPU */
+	STAT_OFFCPU_LOST,      /* blocked switches not counted: a map was full */
+	STAT_OFFCPU_INTERRUPTED, /* ... not counted: a CPU sample interrupted the walk (wall mode) */
 	STAT__MAX,
 };
 

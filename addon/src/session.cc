@@ -90,6 +90,7 @@ Napi::Function Session::Define(Napi::Env env) {
                      {
                          InstanceMethod<&Session::SetRodata>("setRodata"),
                          InstanceMethod<&Session::SetMaxEntries>("setMaxEntries"),
+                         InstanceMethod<&Session::SetAutoload>("setAutoload"),
                          InstanceMethod<&Session::Load>("load"),
                          InstanceMethod<&Session::Programs>("programs"),
                          InstanceMethod<&Session::MapUpdate>("mapUpdate"),
@@ -102,6 +103,7 @@ Napi::Function Session::Define(Napi::Env env) {
                          InstanceMethod<&Session::AttachUprobe>("attachUprobe"),
                          InstanceMethod<&Session::Detach>("detach"),
                          InstanceMethod<&Session::AttachPerfEvent>("attachPerfEvent"),
+                         InstanceMethod<&Session::AttachTracing>("attachTracing"),
                          InstanceMethod<&Session::Close>("close"),
                      });
 }
@@ -255,6 +257,7 @@ Napi::Value Session::Load(const Napi::CallbackInfo& info) {
   bpf_object__for_each_program(prog, obj_) count++;
   program_logs_.reserve(count);  // buffers must not move once handed to libbpf
   bpf_object__for_each_program(prog, obj_) {
+    if (!bpf_program__autoload(prog)) continue;  // not loaded: nothing to report
     program_logs_.push_back({bpf_program__name(prog), std::string(log_size, '\0')});
     bpf_program__set_log_buf(prog, program_logs_.back().log.data(), log_size);
     bpf_program__set_log_level(prog, kLogStats | (full_log ? kLogLevel1 : 0));
@@ -266,6 +269,19 @@ Napi::Value Session::Load(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, "load BPF object " + path_,
                verbose_ ? "" : "open the session verbose for libbpf's log");
   loaded_ = true;
+  return env.Undefined();
+}
+
+// Before load(): whether a program is loaded at all. A program left out is
+// never verified, so a mode pays only for the programs it uses.
+Napi::Value Session::SetAutoload(const Napi::CallbackInfo& info) {
+  METHOD("setAutoload", 2);
+  ARG_STRING(prog_name, 0);
+  ARG_BOOL(autoload, 1);
+  RequireNotLoaded(env, method_name__);
+  bpf_program* prog = FindProgram(env, prog_name);
+  int err = bpf_program__set_autoload(prog, autoload);
+  if (err) ThrowErrno(env, -err, "set autoload of " + prog_name);
   return env.Undefined();
 }
 
@@ -534,6 +550,20 @@ Napi::Value Session::AttachPerfEvent(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, attached.size());
   for (uint32_t i = 0; i < attached.size(); i++) out.Set(i, Napi::Number::New(env, attached[i]));
   return out;
+}
+
+// Attaches a program whose section names its hook (tp_btf/..., raw_tp/...).
+// Returns a link id for detach(); close() removes it too.
+Napi::Value Session::AttachTracing(const Napi::CallbackInfo& info) {
+  METHOD("attachTracing", 1);
+  ARG_STRING(prog_name, 0);
+  RequireLoaded(env, method_name__);
+  bpf_program* prog = FindProgram(env, prog_name);
+  bpf_link* link = bpf_program__attach(prog);
+  if (!link) ThrowErrno(env, LastErrno(), Format("attach %s", prog_name.c_str()));
+  uint32_t id = next_link_id_++;
+  uprobe_links_[id] = link;
+  return Napi::Number::New(env, id);
 }
 
 Napi::Value Session::Close(const Napi::CallbackInfo& info) {

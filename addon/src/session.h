@@ -30,6 +30,7 @@ class Session : public Napi::ObjectWrap<Session> {
  private:
   Napi::Value SetRodata(const Napi::CallbackInfo& info);
   Napi::Value SetMaxEntries(const Napi::CallbackInfo& info);
+  Napi::Value SetAutoload(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Programs(const Napi::CallbackInfo& info);
   Napi::Value MapUpdate(const Napi::CallbackInfo& info);
@@ -42,6 +43,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value AttachUprobe(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value AttachPerfEvent(const Napi::CallbackInfo& info);
+  Napi::Value AttachTracing(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void CloseAll();
@@ -61,7 +63,7 @@ class Session : public Napi::ObjectWrap<Session> {
   bool verbose_ = false;
   bool loaded_ = false;
   uint32_t next_link_id_ = 1;
-  std::map<uint32_t, bpf_link*> uprobe_links_;
+  std::map<uint32_t, bpf_link*> uprobe_links_;  // uprobes and tracing programs
   std::vector<bpf_link*> perf_links_;  // each owns its perf event fd
   struct ProgramLog {
     std::string name;

@@ -1,7 +1,10 @@
 // Loads the BPF object once for every combination of the options that change
 // what the kernel verifies (kernel stacks, --lines, --unwind) and reports
 // each program's instruction count: what the budget test, the kernel matrix
-// and `doctor` check against VERIFIER_BUDGET.
+// and `doctor` check against VERIFIER_BUDGET. Each load is in wall mode, so
+// every program is verified (the CPU sampler and the off-CPU switch are
+// checked independently of each other: a mode that loads one of them gets
+// the same figure for it).
 import { release } from 'node:os';
 import type { NativeError } from '../native/addon.js';
 import { ProfilerObject } from '../native/profiler-object.js';
@@ -48,7 +51,7 @@ export function measureVerifierCosts(objectPath: string, btfPath?: string): Budg
   for (const v of LOAD_VARIANTS) {
     const session = ProfilerObject.open(objectPath, btfPath ? { btfPath } : {});
     try {
-      session.configure({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi' });
+      session.configure({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi', mode: 'wall' });
       try {
         session.load();
       } catch (err) {

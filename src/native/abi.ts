@@ -31,6 +31,8 @@ export const SampleFlags = {
   UnwindBadRead: 1 << 9,
   UnwindDepth: 1 << 10,
   UnwindUnsupported: 1 << 11,
+  /** The thread blocked in this stack: its count is nanoseconds off the CPU. */
+  OffCpu: 1 << 12,
 } as const;
 
 export const VmState = {
@@ -51,8 +53,28 @@ export const StatIndex = {
   LuaBadRead: 3,
   UprobeHits: 4,
   LostNoMemory: 5,
+  SwitchesBlocked: 6,
+  SwitchesPreempted: 7,
+  PreemptedNs: 8,
+  OffCpuLost: 9,
+  OffCpuInterrupted: 10,
 } as const;
-export const STAT_COUNT = 6;
+export const STAT_COUNT = 11;
+
+/** Threads the kernel can hold as off the CPU at once (offcpu_starts). */
+export const MAX_OFFCPU_THREADS = 16384;
+
+/** struct offcpu_start: a target thread off the CPU since startNs, blocked in stack id (0: preempted). */
+export interface OffCpuStart {
+  tid: number;
+  startNs: bigint;
+  id: Buffer;
+}
+export const OFFCPU_START_SIZE = 16;
+
+export function decodeOffCpuStart(key: Buffer, value: Buffer): OffCpuStart {
+  return { tid: key.readUInt32LE(0), startNs: value.readBigUInt64LE(0), id: Buffer.from(value.subarray(8, 16)) };
+}
 
 /** struct lj_offsets field order; every field is an s32. */
 export const LJ_OFFSET_FIELDS = [

@@ -12,6 +12,8 @@ export interface NativeSession {
   setRodata(buf: Buffer): void;
   /** Before load(). */
   setMaxEntries(mapName: string, n: number): void;
+  /** Before load(): false leaves the program out of the load (never verified, never attachable). */
+  setAutoload(progName: string, autoload: boolean): void;
   /**
    * Loads every program; the verifier's closing statistics are kept per
    * program (fullLog: its whole log, which needs a large buffer).
@@ -42,6 +44,8 @@ export interface NativeSession {
   detach(linkId: number): void;
   /** One CPU-clock sampling event per online CPU; returns those CPUs. Removed by close(). */
   attachPerfEvent(progName: string, frequencyHz: number): number[];
+  /** Attaches a program whose section names its hook (tp_btf/...). Returns a link id for detach(). */
+  attachTracing(progName: string): number;
   /** Destroys all links and perf events and closes the object. Idempotent. */
   close(): void;
 }

@@ -3,6 +3,7 @@
 // uses is in this file, and every value crosses through the encoders of
 // abi.ts. Callers never see a map name or a raw buffer layout.
 import {
+  decodeOffCpuStart,
   decodeProcState,
   decodeSampleKey,
   encodeConfig,
@@ -10,6 +11,7 @@ import {
   encodeProcMappings,
   encodeProcState,
   type ExecMapping,
+  type OffCpuStart,
   type ProcState,
   type SampleKey,
   STAT_COUNT,
@@ -17,7 +19,7 @@ import {
 } from './abi.js';
 import { type NativeProgramInfo, type NativeSession, openNativeSession } from './addon.js';
 
-const PROGRAM = { learnGlobalState: 'learn_global_state', sampleStack: 'sample_stack' } as const;
+const PROGRAM = { learnGlobalState: 'learn_global_state', sampleStack: 'sample_stack', offCpuSwitch: 'offcpu_switch' } as const;
 const MAP = {
   procs: 'procs',
   ljTables: 'lj_tables',
@@ -28,7 +30,16 @@ const MAP = {
   stats: 'stats',
   unwindRows: 'unwind_rows',
   procMaps: 'proc_maps',
+  offCpuStarts: 'offcpu_starts',
 } as const;
+
+/**
+ * What a profile measures, and so which programs it loads: CPU samples
+ * (the perf event program), time off the CPU (the scheduler switch
+ * program), or both (wall clock). A program a mode does not use is not
+ * loaded, so it costs neither verification nor a hook.
+ */
+export type ProfileMode = 'cpu' | 'off-cpu' | 'wall';
 
 const KNOWN_VALUE = Buffer.from([1]);
 
@@ -41,6 +52,8 @@ export interface ProfilerConfig {
   unwindCfi: boolean;
   /** Unique stacks the counts and stacks maps hold between two drains. */
   maxStacks?: number;
+  /** Default 'cpu'. */
+  mode?: ProfileMode;
 }
 
 /** A drained counts map: stack ids and their counts, 8 bytes each, entry i at i*8. */
@@ -64,6 +77,9 @@ export class ProfilerObject {
     if (cfg.maxStacks !== undefined) {
       for (const map of [...MAP.counts, MAP.stacks]) this.session.setMaxEntries(map, cfg.maxStacks);
     }
+    const mode = cfg.mode ?? 'cpu';
+    this.session.setAutoload(PROGRAM.sampleStack, mode !== 'off-cpu');
+    this.session.setAutoload(PROGRAM.offCpuSwitch, mode !== 'cpu');
   }
 
   /** Loads every program (fullLog: keep the verifier's whole log). */
@@ -108,6 +124,22 @@ export class ProfilerObject {
   /** One sampling event per online CPU; returns those CPUs. */
   startSampling(frequencyHz: number): number[] {
     return this.session.attachPerfEvent(PROGRAM.sampleStack, frequencyHz);
+  }
+
+  /** The scheduler switch program (off-CPU and wall modes): one hook for every CPU. Returns a link id. */
+  startOffCpu(): number {
+    return this.session.attachTracing(PROGRAM.offCpuSwitch);
+  }
+
+  /**
+   * Target threads off the CPU now (read and deleted): at the end of a run,
+   * their time so far is still to be added to the stacks they blocked in.
+   */
+  drainOffCpuStarts(): OffCpuStart[] {
+    const { keys, values } = this.session.mapDrain(MAP.offCpuStarts);
+    const out: OffCpuStart[] = [];
+    for (let i = 0; i * 4 < keys.length; i++) out.push(decodeOffCpuStart(keys.subarray(i * 4, i * 4 + 4), values.subarray(i * 16, i * 16 + 16)));
+    return out;
   }
 
   /** Switches the programs to the other counts map; returns the one to drain. */

@@ -61,14 +61,14 @@ describe('doctor on this host', () => {
     expect(budget.budget).toBe(VERIFIER_BUDGET);
     expect(budget.failures).toEqual([]);
     // Both programs in each option set, each counted and within the budget.
-    expect(budget.costs).toHaveLength(2 * LOAD_VARIANTS.length);
+    expect(budget.costs).toHaveLength(3 * LOAD_VARIANTS.length);
     for (const c of budget.costs) {
       expect(c.instructions, `${c.program} (${c.variant})`).not.toBeNull();
       expect(c.instructions!, `${c.program} (${c.variant})`).toBeLessThanOrEqual(VERIFIER_BUDGET);
       expect(c.withinBudget).toBe(true);
     }
     const programs = report.checks.filter((c) => c.id.startsWith('bpf:'));
-    expect(programs.map((c) => c.id).sort()).toEqual(['bpf:learn_global_state', 'bpf:sample_stack']);
+    expect(programs.map((c) => c.id).sort()).toEqual(['bpf:learn_global_state', 'bpf:offcpu_switch', 'bpf:sample_stack']);
     for (const p of programs) {
       expect(p.level).toBe('pass');
       expect(p.summary).toMatch(/^BPF \w+ verifies in [\d,]+ instructions \(budget 100,000, limit 1,000,000\) over 8 option sets$/);

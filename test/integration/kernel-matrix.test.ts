@@ -102,7 +102,7 @@ describe.each(['host', '6.1', '6.12'] as const)('kernel %s', (line) => {
     for (const c of doctor.budget?.costs ?? []) console.log(`  ${c.program.padEnd(20)} ${String(c.instructions).padStart(8)}  ${c.variant}`);
     expect(doctor.ok, readFileSync(join(out, 'doctor.log'), 'utf8')).toBe(true);
     expect(doctor.budget?.failures).toEqual([]);
-    expect(doctor.budget?.costs).toHaveLength(16);
+    expect(doctor.budget?.costs).toHaveLength(24);
     for (const c of doctor.budget!.costs) {
       expect(c.instructions, `${c.program} ${c.variant}`).not.toBeNull();
       expect(c.instructions!, `${c.program} ${c.variant}`).toBeLessThanOrEqual(VERIFIER_BUDGET);
