@@ -8,6 +8,7 @@ import { doctorCommand, runDoctorCommand, type DoctorOptions } from './commands/
 import type { RunContext } from './commands/context.js';
 import { profileCommand, runProfileCommand, type ProfileOptions } from './commands/profile.js';
 import { reportCommand, runReportCommand, type ReportOptions } from './commands/report.js';
+import { runWatchCommand, watchCommand, type WatchOptions } from './commands/watch.js';
 import { CliError, ExitCode } from './errors.js';
 import { packageRoot } from './package-root.js';
 
@@ -17,6 +18,7 @@ export interface Dispatch {
   report(input: string, opts: ReportOptions): Promise<number>;
   diff(before: string, after: string, opts: DiffOptions): Promise<number>;
   doctor(opts: DoctorOptions): Promise<number>;
+  watch(opts: WatchOptions): Promise<number>;
 }
 
 export interface ProgramIo {
@@ -53,7 +55,7 @@ function configure(cmd: Command, io: ProgramIo): Command {
 
 /**
  * The whole command line: `profile` (also the default when no command is
- * named), `report`, `diff` and `doctor`. Returns the program and a getter for the
+ * named), `report`, `diff`, `doctor` and `watch`. Returns the program and a getter for the
  * exit code the dispatched command returned.
  */
 export function buildProgram(dispatch: Dispatch, io: ProgramIo = STDIO_IO): { program: Command; exitCode: () => number } {
@@ -73,6 +75,7 @@ Examples:
   apisix-profile report apisix.folded -o apisix.svg --pprof apisix.pb.gz --summary apisix.md
   apisix-profile diff before.folded after.folded -o diff.svg --summary diff.md
   sudo apisix-profile doctor --pid $(cat /usr/local/apisix/logs/nginx.pid)
+  sudo apisix-profile watch --pid $(cat /usr/local/apisix/logs/nginx.pid) --cpu-above 150 --out-dir /var/lib/apisix-profile
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
@@ -95,7 +98,11 @@ Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
   program.addCommand(profile, { isDefault: true });
   program.addCommand(report);
   program.addCommand(diff);
+  const watch = configure(watchCommand(), io).action(async (opts: WatchOptions) => {
+    code = await dispatch.watch(opts);
+  });
   program.addCommand(doctor);
+  program.addCommand(watch);
   return { program, exitCode: () => code };
 }
 
@@ -149,6 +156,7 @@ export async function main(argv: string[] = process.argv): Promise<never> {
     report: (input, opts) => runReportCommand(input, opts, ctx),
     diff: (before, after, opts) => runDiffCommand(before, after, opts, ctx),
     doctor: (opts) => runDoctorCommand(opts, ctx),
+    watch: (opts) => runWatchCommand(opts, ctx),
   });
   let code: number;
   try {
