@@ -8,6 +8,7 @@ import { type LuajitTable, tableName } from '../luajit/offset-tables.js';
 import { type ExecMapping, PROC_NO_LUAJIT, type ProcState } from '../native/abi.js';
 import type { ProfilerObject } from '../native/profiler-object.js';
 import type { ProcessContext } from '../symbolize/process-symbolizer.js';
+import type { TableSlots } from './table-slots.js';
 
 export interface Target {
   ctx: ProcessContext;
@@ -55,7 +56,7 @@ export function targetOutcome(pid: number, t: Target): TargetOutcome {
  * interpreter's code range, tell the kernel side, and detach the uprobes so
  * the process's requests stop paying for the trap.
  */
-export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Target>, tables: LuajitTable[], log: Logger): void {
+export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Target>, slots: TableSlots, log: Logger): void {
   for (const [pid, t] of targets) {
     if (t.gKnown || !t.luajit || t.candidates.length === 0) continue;
     const state = bpf.processState(pid);
@@ -67,12 +68,12 @@ export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Targ
       // value from outside the VM just fails to validate, so keep waiting.
       const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
       if (viaDispatch) {
-        adopt(bpf, t, pid, state, viaDispatch, tables, log, 'DISPATCH register');
+        adopt(bpf, t, pid, state, viaDispatch, slots, log, 'DISPATCH register');
         continue;
       }
       // Or a lua_State pointer in the VM's C frame near the stack top.
       const viaStack = ctx.mem ? chooseTableFromWords(ctx.mem, t.candidates, state.stackWords) : null;
-      if (viaStack) adopt(bpf, t, pid, state, viaStack, tables, log, 'stack');
+      if (viaStack) adopt(bpf, t, pid, state, viaStack, slots, log, 'stack');
       continue;
     }
     t.gKnown = true;
@@ -83,7 +84,7 @@ export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Targ
       log.warn({ target: pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
       continue;
     }
-    adopt(bpf, t, pid, state, chosen, tables, log, 'uprobe');
+    adopt(bpf, t, pid, state, chosen, slots, log, 'uprobe');
   }
 }
 
@@ -94,7 +95,7 @@ function adopt(
   pid: number,
   state: ProcState,
   chosen: { table: LuajitTable; g: bigint },
-  tables: LuajitTable[],
+  slots: TableSlots,
   log: Logger,
   via: string,
 ): void {
@@ -107,7 +108,7 @@ function adopt(
   const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
   const range = handlers ? widenToVm(handlers, lj) : null;
   ctx.vm = range;
-  bpf.setProcessState(pid, { ...state, g: chosen.g, table: tables.indexOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n });
+  bpf.setProcessState(pid, { ...state, g: chosen.g, table: slots.slotOf(chosen.table), vmLo: range?.lo ?? 0n, vmHi: range?.hi ?? 0n });
   // Detaching waits for the kernel to quiesce (tens of ms per probe):
   // only now, so the samples meanwhile already get Lua frames.
   detachAll(bpf, t);
