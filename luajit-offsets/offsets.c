@@ -19,6 +19,12 @@
 #include "lj_dispatch.h"
 #include "lj_bc.h"
 
+/* Fields that only some releases have: generate.sh probes the tree's headers
+ * for each and passes 0 or 1, so a missing probe is an error, not a -1. */
+#ifndef OFFSETS_HAVE_SNAP_MCOFS
+#error "define OFFSETS_HAVE_SNAP_MCOFS to 0 or 1 (generate.sh probes SnapShot.mcofs)"
+#endif
+
 static int first = 1;
 
 static void put(const char *key, long value)
@@ -119,7 +125,13 @@ int main(int argc, char **argv)
   put("trace_spadjust", OFS(GCtrace, spadjust));
   /* SnapShot */
   put("snap_size", (long)sizeof(SnapShot));
+#if OFFSETS_HAVE_SNAP_MCOFS
   put("snap_mcofs", OFS(SnapShot, mcofs));
+#else
+  /* Older trees (luajit2 up to 2.1-20210510) keep no machine-code offset per
+   * snapshot: a trace's code cannot be mapped to a snapshot's PC. */
+  put("snap_mcofs", -1);
+#endif
   put("snap_mapofs", OFS(SnapShot, mapofs));
   put("snap_nent", OFS(SnapShot, nent));
 #else

@@ -89,14 +89,45 @@ export function definitionLine(name: string, file = 'cost.lua'): number {
   return i + 1;
 }
 
-/** Where scripts/build-luajit-variants.sh left a LuaJIT build. */
-export function luajitBuild(pkg: 'luajit2' | 'luajit', mode: 'gc64' | 'nogc64'): { dir: string; lib: string; luajit: string; table: string } {
+/** A LuaJIT build with a committed offset table (luajit-offsets/tables/<name>-<mode>.json). */
+export interface LuajitRelease {
+  /** <package>-<version>: "luajit2-2.1-20240314", "luajit-2.1-20260819", "luajit2-2.1-20230119". */
+  name: string;
+  package: string;
+  version: string;
+  mode: 'gc64' | 'nogc64';
+  /** Built from Debian's source package (else from a release tarball). */
+  debian: boolean;
+  /** The version string the library carries (jit.version). */
+  luajitVersion: string;
+}
+
+/** Every LuaJIT build scripts/build-luajit-variants.sh makes: one per committed table, in file-name order. */
+export function luajitReleases(): LuajitRelease[] {
+  const dir = join(repoRoot, 'luajit-offsets', 'tables');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      const t = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { package: string; version: string; mode: 'gc64' | 'nogc64'; source: string; luajitVersion: string };
+      return { name: `${t.package}-${t.version}`, package: t.package, version: t.version, mode: t.mode, debian: t.source.startsWith('Debian source package '), luajitVersion: t.luajitVersion };
+    });
+}
+
+/**
+ * Where scripts/build-luajit-variants.sh left a LuaJIT build. `name` is a
+ * release name from luajitReleases() ("luajit2-2.1-20240314"), or a bare
+ * package name ("luajit2", "luajit") for the build of Debian's source package.
+ */
+export function luajitBuild(name: string, mode: 'gc64' | 'nogc64'): { dir: string; lib: string; luajit: string; table: string } {
+  const releases = luajitReleases().filter((r) => r.mode === mode);
+  const release = name === 'luajit2' || name === 'luajit' ? releases.find((r) => r.debian && r.package === name) : releases.find((r) => r.name === name);
+  if (!release) throw new Error(`no offset table for ${name} ${mode} in luajit-offsets/tables`);
+  const table = `${release.name}-${mode}`;
   const cache = process.env.APISIX_PROFILE_CACHE ?? '/var/cache/apisix-profile';
-  const builds = join(cache, 'build');
-  const name = existsSync(builds) ? readdirSync(builds).find((d) => d.startsWith(`${pkg}-`) && d.endsWith(`-${mode}`)) : undefined;
-  if (!name) throw new Error(`no ${pkg} ${mode} build in ${builds}: run scripts/build-luajit-variants.sh (scripts/setup.sh --tests does)`);
-  const dir = join(builds, name);
-  return { dir, lib: join(dir, 'lib'), luajit: join(dir, 'src', 'luajit'), table: name };
+  const dir = join(cache, 'build', table);
+  if (!existsSync(join(dir, 'lib', 'libluajit-5.1.so.2'))) throw new Error(`no ${table} build in ${dir}: run scripts/build-luajit-variants.sh (scripts/setup.sh --tests does)`);
+  return { dir, lib: join(dir, 'lib'), luajit: join(dir, 'src', 'luajit'), table };
 }
 
 /** The standalone LuaJIT fixture (fixtures/app/standalone.lua), driven through its control files. */
