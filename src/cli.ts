@@ -83,7 +83,7 @@ Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 130 interrupted twice.`,
     );
 
-  const profile = configure(profileCommand(), io).action(async (opts: ProfileOptions) => {
+  const profile = configure(profileCommand(), io).action(async (_command: string[], opts: ProfileOptions) => {
     code = await dispatch.profile(opts);
   });
   const report = configure(reportCommand(), io).action(async (input: string, opts: ReportOptions) => {

@@ -28,7 +28,9 @@ import {
   type LogOptions,
 } from './options.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
-import { checkOutputs, writeOutput } from './outputs.js';
+import { STDIO, checkOutputs, writeOutput } from './outputs.js';
+import { CommandLoad } from './run-command.js';
+import { commandFailed, commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
 
 export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions {
   /** Required unless `container` is given; then a pid as seen inside the container. */
@@ -43,6 +45,10 @@ export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, Export
   unwind: 'cfi' | 'fp';
   btf: string;
   maxStacks: number;
+  /** A load to run while sampling (`-- wrk ...`): sampling lasts from its start to its end. */
+  command?: string[];
+  /** --duration was given (with a command it is then an upper bound). */
+  durationGiven?: boolean;
 }
 
 export function profileCommand(): Command {
@@ -58,7 +64,13 @@ export function profileCommand(): Command {
       integerIn('pid', 1, 2 ** 22),
     )
     .option('--container <name|id>', "a Docker container's name or id (prefix): profile all its nginx workers", containerRef)
-    .option('-d, --duration <seconds>', 'how long to sample; Ctrl-C stops early and still writes the outputs', durationSeconds, 30)
+    .argument('[command...]', 'a load to run while sampling, after --: sampling starts before it and ends when it does')
+    .option(
+      '-d, --duration <seconds>',
+      'how long to sample (with a command: at most this long, default until it ends); Ctrl-C stops early and still writes the outputs',
+      durationSeconds,
+      30,
+    )
     .option('-F, --frequency <hz>', 'samples per second per CPU', integerIn('frequency', 1, 10_000), 99)
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
   addExportOptions(cmd);
@@ -90,6 +102,10 @@ export function profileCommand(): Command {
   cmd.hook('preAction', (self) => {
     const o = self.opts<ProfileOptions>();
     if (o.pid === undefined && o.container === undefined) self.error("error: required option '-p, --pid <pid>' not specified", { code: 'commander.missingMandatoryOptionValue' });
+    if (self.args.length > 0) {
+      self.setOptionValue('command', [...self.args]);
+      self.setOptionValue('durationGiven', self.getOptionValueSource('duration') !== 'default');
+    }
   });
   return cmd.addHelpText(
     'after',
@@ -114,7 +130,15 @@ Examples:
   # pid 7 as seen inside the container (docker top lists host pids)
   sudo apisix-profile --container 4dfb33317e45 --pid 7
 
-Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
+  # sample exactly while a load runs; the JSON summary records wrk's requests
+  # and the samples per request (diff --fail-on-samples compares them)
+  sudo apisix-profile -p "$MASTER" --folded head.folded --json head.json -- wrk -t2 -c16 -d30s http://127.0.0.1:9080/hello
+
+With a command: its stdout and stderr pass through (its stdout to stderr when an
+output is - ); Ctrl-C or SIGTERM ends it too, and so does --duration when given.
+
+Exit codes: 0 ok, 1 internal error, 2 bad arguments (also: the command after --
+not found, or it failed; the outputs are still written then), 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
 8 a BPF program rejected by the verifier, 130 interrupted twice.
 \`apisix-profile doctor\` checks this host, and a target with --pid.`,
@@ -209,8 +233,21 @@ export function summaryExtra(
 }
 
 export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): Promise<number> {
-  checkOutputs([{ flag: '--output', path: opts.output }, ...exportSpecs(opts)]);
+  const outputs = [{ flag: '--output', path: opts.output }, ...exportSpecs(opts)];
+  checkOutputs(outputs);
   const { log, status } = openTerminal(opts, ctx);
+  // The command is looked up now (exit 2 when missing), started once sampling is.
+  // Its stdout goes to stderr when the profile writes an output to stdout.
+  const toStdout = (text: string) => (status.enabled ? status.write(text) : process.stdout.write(text));
+  const load = opts.command
+    ? new CommandLoad(
+        opts.command,
+        opts.durationGiven ? opts.duration : undefined,
+        ctx.interrupts(),
+        { stdout: outputs.some((o) => o.path === STDIO) ? (text) => status.write(text) : toStdout, stderr: (text) => status.write(text) },
+        ctx.env,
+      )
+    : null;
   // Privileges (exit code 4), then the kernel release, BTF, the bpf()
   // syscall, perf events and uprobes (5): the checks `doctor` shows.
   assertProfilingPossible({ btfPath: opts.btf, env: ctx.env });
@@ -236,9 +273,12 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   let sampling: { began: number; samples: number } | null = null;
   const startMs = Date.now();
   const drawProgress = (): void => {
-    if (sampling) status.set(progressText((Date.now() - sampling.began) / 1000, opts.duration, sampling.samples));
+    if (!sampling) return;
+    const elapsed = (Date.now() - sampling.began) / 1000;
+    status.set(load ? load.progressText(elapsed, sampling.samples) : progressText(elapsed, opts.duration, sampling.samples));
   };
   const onPhase = (phase: 'sampling' | 'stopped'): void => {
+    if (phase === 'sampling') load?.start();
     if (!status.enabled) return;
     if (phase === 'sampling') {
       sampling = { began: Date.now(), samples: 0 };
@@ -250,10 +290,11 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   };
 
   let result;
+  let command: CommandRun | null = null;
   try {
     result = await runProfile({
       pids,
-      durationSec: opts.duration,
+      durationSec: load?.durationSec ?? opts.duration,
       frequency: opts.frequency,
       kernelStacks: opts.kernel,
       lines: opts.lines,
@@ -262,7 +303,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       maxStacks: opts.maxStacks,
       ...(targets.discover ? { discover: targets.discover } : {}),
       log,
-      signal,
+      signal: load?.signal ?? signal,
       onPhase,
       onProgress: (samples) => {
         if (!sampling) return;
@@ -272,6 +313,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     });
   } finally {
     status.clear();
+    // Also when the run failed: the command is asked to end and waited for.
+    if (load) command = await load.finish();
   }
 
   const { stats } = result;
@@ -290,14 +333,16 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       frequencyHz: opts.frequency,
       durationSec: stats.elapsedSec,
       startMs,
-      summary: summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: ${label}`, containerPids),
+      summary: {
+        ...summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: ${label}`, containerPids),
+        ...(command ? { command } : {}),
+      },
     },
     log,
     ctx.env,
   );
-  const written = Object.fromEntries(
-    [{ flag: '--output', path: opts.output }, ...exportSpecs(opts)].map((s) => [s.flag.slice(2), s.path]),
-  );
+  const written = Object.fromEntries(outputs.map((s) => [s.flag.slice(2), s.path]));
+  if (command) log.info({ command }, commandLine(command, stats.samples, opts.frequency));
   const where = containerPids.size > 0 ? { containerPids: Object.fromEntries(containerPids) } : {};
   log.info({ ...written, ...where }, summaryLine(stats, containerPids));
   if (stats.lostMapFull > 0) {
@@ -312,9 +357,29 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       `${stats.lostNoMemory} samples lost: the kernel could not allocate a copy of their stack while sampling`,
     );
   }
+  if (command && (command.non2xxResponses ?? 0) + (command.socketErrors ?? 0) > 0) {
+    log.warn(
+      `${command.non2xxResponses ?? 0} non-2xx responses and ${command.socketErrors ?? 0} socket errors in the load: ` +
+        'samples per request count them too, so check the load before comparing runs',
+    );
+  }
+  if (command && commandFailed(command)) {
+    log.error({ command }, `the load failed: ${commandText(command.argv)} ${endText(command)}; the outputs were written, but they profile an incomplete load`);
+    return ExitCode.BadArguments;
+  }
   if (stats.samples === 0) {
     log.warn(noSamplesText(stats.targetCpuMs, pids));
     return ExitCode.NoSamples;
   }
   return ExitCode.Ok;
+}
+
+/** The log line about the load, e.g. `wrk -d5s http://... exited with status 0 after 5.1 s: 4102 requests, 1.21 samples per request`. */
+export function commandLine(command: CommandRun, samples: number, frequencyHz: number): string {
+  const cost = requestCost(samples, frequencyHz, command.requests);
+  const work =
+    command.requests === undefined
+      ? 'no request count in its output (wrk and wrk2 print one)'
+      : `${command.requests} requests${cost ? `, ${cost.samplesPerRequest.toPrecision(4)} samples per request (${cost.cpuMsPerRequest.toPrecision(4)} ms of CPU)` : ''}`;
+  return `${commandText(command.argv)} ${endText(command)}: ${work}`;
 }

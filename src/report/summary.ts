@@ -2,6 +2,7 @@
 // where the LuaJIT VM itself spent time, and how much was lost or cut short.
 // Markdown for CI job summaries ($GITHUB_STEP_SUMMARY) and JSON for tools.
 
+import { commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
 import { stackPhases, stackPlugins } from './gateway.js';
 import { byCodeUnits, checkCount, type Stack } from './stack.js';
 
@@ -50,6 +51,8 @@ export interface SummaryExtra {
   counters?: Record<string, number>;
   /** Length of each top-functions list. Default 15. */
   top?: number;
+  /** The command the profile ran (`profile -- <command...>`). */
+  command?: CommandRun;
 }
 
 export interface FunctionShare {
@@ -75,6 +78,12 @@ export interface Summary {
   totalSamples: number;
   frequencyHz?: number;
   durationSec?: number;
+  /** The command the profile ran (`profile -- <command...>`), how it ended and the requests it reported. */
+  command?: CommandRun;
+  /** totalSamples / command.requests: what `diff --fail-on-samples` compares. Present with a request count. */
+  samplesPerRequest?: number;
+  /** samplesPerRequest / frequencyHz in ms: the same, comparable between frequencies. */
+  cpuMsPerRequest?: number;
   /** Busiest first; ties by pid. */
   workers: WorkerShare[];
   /**
@@ -215,12 +224,16 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
   if (lost !== undefined) checkCounter('lost', lost);
   if (nativeCutShort !== undefined) checkCounter('nativeCutShort', nativeCutShort);
 
+  const cost = extra.command ? requestCost(totalSamples, extra.frequencyHz, extra.command.requests) : null;
+
   // Built in display order, so the JSON reads top-down like the Markdown.
   const summary: Summary = {
     title: extra.title ?? DEFAULT_TITLE,
     totalSamples,
     ...(extra.frequencyHz !== undefined ? { frequencyHz: extra.frequencyHz } : {}),
     ...(extra.durationSec !== undefined ? { durationSec: extra.durationSec } : {}),
+    ...(extra.command ? { command: extra.command } : {}),
+    ...(cost ?? {}),
     workers,
     plugins: ranked(plugins, 'total', totalSamples),
     phases: ranked(phases, 'self', totalSamples),
@@ -265,6 +278,20 @@ function seconds(value: number): string {
   return `${Number(value.toFixed(3))} s`;
 }
 
+/** The load line: the command, how it ended, its requests and the cost of one. */
+function commandMarkdown(summary: Summary): string {
+  const run = summary.command!;
+  const parts = [`**Load:** ${markdownCode(commandText(run.argv))} ${endText(run)}`];
+  if (run.requests !== undefined) {
+    const errors = (run.non2xxResponses ?? 0) + (run.socketErrors ?? 0) > 0 ? ` (${run.non2xxResponses ?? 0} non-2xx, ${run.socketErrors ?? 0} socket errors)` : '';
+    parts.push(`${run.requests} requests${errors}`);
+  }
+  if (summary.samplesPerRequest !== undefined && summary.cpuMsPerRequest !== undefined) {
+    parts.push(`**${summary.samplesPerRequest.toPrecision(4)} samples per request** (${summary.cpuMsPerRequest.toPrecision(4)} ms of CPU)`);
+  }
+  return parts.join(' · ');
+}
+
 /**
  * A compact Markdown summary: a headline, then tables for workers, VM
  * activity and the top functions by self and by total samples.
@@ -287,6 +314,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
   }
   for (const [name, value] of Object.entries(summary.counters)) facts.push(`${markdownText(name)}: ${value}`);
   out.push(facts.join(' · '), '');
+  if (summary.command) out.push(commandMarkdown(summary), '');
 
   if (summary.workers.length > 0) {
     out.push('| Worker pid | Samples | Share |', '|---|---:|---:|');
