@@ -2,7 +2,9 @@
 // graph (the after run's frames, red where their share grew, blue where it
 // shrank) and, for CI, the functions that changed most; with
 // `--fail-on-function`/`--fail-on-plugin` a gate that exits 9 when a
-// function's or plugin's share grew too much.
+// function's or plugin's share grew too much, and with `--fail-on-samples`
+// (the work counts from `--base-summary`/`--head-summary`) when a request
+// took too much more CPU.
 import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
@@ -34,7 +36,8 @@ import {
   type FlameGraphCliOptions,
   type LogOptions,
 } from './options.js';
-import { STDIO, appendStepSummary, checkOutputs, writeOutput, type OutputSpec } from './outputs.js';
+import { STDIO, appendStepSummary, checkOutputs, readInput, writeOutput, type OutputSpec } from './outputs.js';
+import type { RunWork } from '../report/gate-work.js';
 import { readFolded } from './report.js';
 import { totalCount } from '../report/stack.js';
 
@@ -48,6 +51,9 @@ export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   failOnFunction?: number;
   failOnPlugin?: number;
   minSamples?: number;
+  failOnSamples?: number;
+  baseSummary?: string;
+  headSummary?: string;
 }
 
 /** `--fail-on-function <pp>`, `--fail-on-plugin <pp>`: percentage points, above 0 and at most 100. */
@@ -59,6 +65,46 @@ export function gatePp(name: string): (value: string) => number {
     }
     return n;
   };
+}
+
+/** `--fail-on-samples <ratio>`: above 1 (1 would fail half of all identical runs), at most 100. */
+export function samplesRatio(value: string): number {
+  const n = Number(value);
+  if (!/^(\d+(\.\d+)?|\.\d+)$/.test(value.trim()) || !(n > 1) || n > 100) {
+    throw new InvalidArgumentError('fail-on-samples must be a ratio above 1 and at most 100, e.g. 1.1 (fail when head took 10% more CPU per request)');
+  }
+  return n;
+}
+
+/**
+ * One run's work from its JSON summary (`profile --json F -- wrk ...`):
+ * its samples, frequency and requests. The summary must be the folded
+ * file's own run: same number of samples.
+ */
+export function runWorkOf(summaryText: string, file: string, flag: string, foldedSamples: number, foldedFile: string): RunWork {
+  const fix = `profile the load with \`apisix-profile --pid M --folded F --json ${file} -- wrk ...\``;
+  let s: { totalSamples?: unknown; frequencyHz?: unknown; time?: unknown; command?: { requests?: unknown } };
+  try {
+    s = JSON.parse(summaryText) as typeof s;
+  } catch {
+    throw new CliError(`${flag} ${file} is not JSON: give the --json summary of a profile`, ExitCode.BadArguments);
+  }
+  if (typeof s !== 'object' || s === null || typeof s.totalSamples !== 'number') {
+    throw new CliError(`${flag} ${file} is not the --json summary of a profile (no totalSamples)`, ExitCode.BadArguments);
+  }
+  if (s.time !== undefined) throw new CliError(`${flag} ${file} is an off-CPU or wall profile: --fail-on-samples compares CPU samples`, ExitCode.BadArguments);
+  if (typeof s.frequencyHz !== 'number') throw new CliError(`${flag} ${file} records no sampling frequency: ${fix}`, ExitCode.BadArguments);
+  const requests = s.command?.requests;
+  if (typeof requests !== 'number' || !(requests > 0)) {
+    throw new CliError(`${flag} ${file} records no request count: ${fix}`, ExitCode.BadArguments);
+  }
+  if (s.totalSamples !== foldedSamples) {
+    throw new CliError(
+      `${flag} ${file} summarizes ${s.totalSamples} samples but ${foldedFile} holds ${foldedSamples}: give the summary of the same profile`,
+      ExitCode.BadArguments,
+    );
+  }
+  return { samples: s.totalSamples, frequencyHz: s.frequencyHz, requests };
 }
 
 export function diffCommand(): Command {
@@ -87,6 +133,13 @@ export function diffCommand(): Command {
       gatePp('fail-on-plugin'),
     )
     .option(
+      '--fail-on-samples <ratio>',
+      'gate: exit 9 when the after run took more than ratio times the CPU per request of the before run (needs --base-summary and --head-summary)',
+      samplesRatio,
+    )
+    .option('--base-summary <file.json>', "the before run's --json summary from `profile -- wrk ...`: its samples, frequency and requests", path('base-summary'))
+    .option('--head-summary <file.json>', "the after run's --json summary, the same way", path('head-summary'))
+    .option(
       '--min-samples <n>',
       `gate: do not judge a share that has fewer than n samples in both runs (default ${DEFAULT_MIN_SAMPLES}: 1 pp of 30 s at 99 Hz)`,
       integerIn('min-samples', 0, 1_000_000_000),
@@ -100,13 +153,17 @@ Examples:
   apisix-profile diff before.folded after.folded -o diff.svg
   apisix-profile diff main.folded pr.folded -o diff.svg --summary diff.md --top 10 --saturate 2
   apisix-profile diff base.folded head.folded --fail-on-function 3 --fail-on-plugin 2 --summary diff.md --json diff.json
+  apisix-profile diff base.folded head.folded --fail-on-function 3 --fail-on-samples 1.1 \
+    --base-summary base.json --head-summary head.json --summary diff.md
 
-The gate (--fail-on-function, --fail-on-plugin) compares shares of each run's total;
-docs/ci.md tells how to choose the threshold from the run's length (binomial noise)
+The gate's --fail-on-function and --fail-on-plugin compare shares of each run's total;
+--fail-on-samples compares CPU per request, from the JSON summaries of two
+\`profile -- wrk ...\` runs. docs/ci.md tells how to choose the thresholds (binomial noise)
 and has a GitHub Actions job.
 
 Exit codes: 0 ok (and within the gate's thresholds), 1 internal error, 2 bad arguments
 (unreadable or malformed input), 4 permission denied, 6 no samples in one of the inputs,
+(also: a --base-summary/--head-summary without a request count or not of the same run),
 9 a diff gate threshold was crossed (the outputs are still written).`,
   );
 }
@@ -124,15 +181,32 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
   if (before === STDIO && after === STDIO) {
     throw new CliError('before and after cannot both be stdin (-)', ExitCode.BadArguments);
   }
-  const gated = opts.failOnFunction !== undefined || opts.failOnPlugin !== undefined;
+  const gated = opts.failOnFunction !== undefined || opts.failOnPlugin !== undefined || opts.failOnSamples !== undefined;
   if (opts.minSamples !== undefined && !gated) {
     throw new CliError('--min-samples sets what the gate judges: add --fail-on-function <pp> or --fail-on-plugin <pp>', ExitCode.BadArguments);
   }
+  const summaries = [opts.baseSummary, opts.headSummary];
+  if (opts.failOnSamples !== undefined && summaries.includes(undefined)) {
+    throw new CliError(
+      '--fail-on-samples compares CPU per request: add --base-summary base.json --head-summary head.json (the --json summaries of `profile -- wrk ...`)',
+      ExitCode.BadArguments,
+    );
+  }
+  if (opts.failOnSamples === undefined && summaries.some((f) => f !== undefined)) {
+    throw new CliError('--base-summary and --head-summary give --fail-on-samples its request counts: add --fail-on-samples <ratio>', ExitCode.BadArguments);
+  }
   const outputs = diffOutputs(opts);
-  checkOutputs(outputs, [before, after]);
+  checkOutputs(outputs, [before, after, ...summaries.filter((f): f is string => f !== undefined)]);
   const { log } = openTerminal(opts, ctx);
   const b = readFolded(before);
   const a = readFolded(after);
+  const work =
+    opts.baseSummary !== undefined && opts.headSummary !== undefined
+      ? {
+          before: runWorkOf(readInput(opts.baseSummary), opts.baseSummary, '--base-summary', totalCount(b), before),
+          after: runWorkOf(readInput(opts.headSummary), opts.headSummary, '--head-summary', totalCount(a), after),
+        }
+      : undefined;
   const nameOf = (p: string) => (p === STDIO ? 'stdin' : basename(p));
   const title = opts.title ?? 'apisix-profile: differential';
 
@@ -152,6 +226,7 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
           functionPp: opts.failOnFunction,
           pluginPp: opts.failOnPlugin,
           minSamples: opts.minSamples ?? DEFAULT_MIN_SAMPLES,
+          ...(opts.failOnSamples !== undefined ? { samplesRatio: opts.failOnSamples, work } : {}),
         })
       : null;
   if (opts.json !== undefined || opts.summary !== undefined) {

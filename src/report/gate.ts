@@ -1,11 +1,13 @@
 // The CI gate of `diff`: pass or fail two runs on how much any function's
-// (or APISIX/Kong plugin's) share grew. Pure functions; the command turns
-// the verdict into an exit code and puts it at the top of the summaries.
+// (or APISIX/Kong plugin's) share grew, and on the CPU per request
+// (gate-work.ts). Pure functions; the command turns the verdict into an
+// exit code and puts it at the top of the summaries.
 
 import { byCodeUnits, checkCount, type UniqueStacks } from './stack.js';
 import { diffFunctions, type DiffSummary, type FunctionChange, type FunctionChanges } from './diff.js';
 import { stackPlugins } from './gateway.js';
 import { markdownCode } from './summary.js';
+import { judgeSamples, type RunWork, type SamplesJudgement } from './gate-work.js';
 
 /**
  * Default of `--min-samples`: a function's self or total share is judged
@@ -34,6 +36,10 @@ export interface GateThresholds {
   pluginPp?: number;
   /** Shares from fewer samples than this in both runs are not judged. */
   minSamples: number;
+  /** Fail when the head run's CPU per request is more than this many times the base run's (needs `work`). */
+  samplesRatio?: number;
+  /** Both runs' samples, frequency and requests (from their JSON summaries): what samplesRatio judges. */
+  work?: { before: RunWork; after: RunWork };
 }
 
 /** A function (or plugin) whose share grew past the threshold. */
@@ -77,6 +83,8 @@ export interface GateResult {
   functions?: GatePart;
   /** Present with a plugin threshold. */
   plugins?: GatePart;
+  /** Present with a samples-per-request threshold. */
+  samples?: SamplesJudgement;
 }
 
 function checkPp(pp: number | undefined, what: string): void {
@@ -176,10 +184,13 @@ export function diffPlugins(before: UniqueStacks, after: UniqueStacks): Function
  * is named alone, not with every function on its call path.
  */
 export function judgeDiff(before: UniqueStacks, after: UniqueStacks, thresholds: GateThresholds): GateResult {
-  const { functionPp, pluginPp, minSamples } = thresholds;
+  const { functionPp, pluginPp, minSamples, samplesRatio, work } = thresholds;
   checkPp(functionPp, 'functionPp');
   checkPp(pluginPp, 'pluginPp');
-  if (functionPp === undefined && pluginPp === undefined) throw new RangeError('gate needs functionPp or pluginPp');
+  if (functionPp === undefined && pluginPp === undefined && samplesRatio === undefined) {
+    throw new RangeError('gate needs functionPp, pluginPp or samplesRatio');
+  }
+  if (samplesRatio !== undefined && work === undefined) throw new RangeError('gate samplesRatio needs the work of both runs');
   checkCount(minSamples, 'gate minSamples');
   const diff = diffFunctions(before, after);
   const result: GateResult = { verdict: 'pass', minSamples, beforeSamples: diff.beforeSamples, afterSamples: diff.afterSamples };
@@ -206,8 +217,9 @@ export function judgeDiff(before: UniqueStacks, after: UniqueStacks, thresholds:
     result.functions = { ...part, offending, callers };
   }
   if (pluginPp !== undefined) result.plugins = { ...crossings(diffPlugins(before, after), pluginPp, minSamples), callers: [] };
+  if (samplesRatio !== undefined) result.samples = judgeSamples(diff, work!, samplesRatio, minSamples);
   const failed = (p: GatePart | undefined) => (p?.offending.length ?? 0) > 0;
-  result.verdict = failed(result.functions) || failed(result.plugins) ? 'fail' : 'pass';
+  result.verdict = failed(result.functions) || failed(result.plugins) || result.samples?.crossed === true ? 'fail' : 'pass';
   return result;
 }
 
@@ -251,12 +263,18 @@ export function renderGateMarkdown(r: GateResult): string {
     const part = r[k.key]!;
     return `${plural(part.offending.length, k.one)} grew by more than ${part.thresholdPp} pp`;
   };
+  const s = r.samples;
   if (r.verdict === 'fail') {
-    out.push(`**✗ Gate failed:** ${failing.map(grewMore).join('; ')} (self or total share of its run), largest first.`, '');
+    const reasons = [];
+    if (s?.crossed) reasons.push(`CPU per request grew ${ratioText(s.ratio)} (more than ${s.thresholdRatio}×)`);
+    if (failing.length > 0) reasons.push(`${failing.map(grewMore).join('; ')} (self or total share of its run)`);
+    out.push(`**✗ Gate failed:** ${reasons.join('; ')}, largest first.`, '');
   } else {
     const within = gated.map((k) => `no ${k.one}'s self or total share grew by more than ${r[k.key]!.thresholdPp} pp`);
+    if (s) within.push(`CPU per request ${ratioText(s.ratio)} the base's (at most ${s.thresholdRatio}×)`);
     out.push(`**✓ Gate passed:** ${within.join('; ')}.`, '');
   }
+  if (s?.crossed) out.push(...samplesTable(s), '');
   for (const k of failing) {
     const part = r[k.key]!;
     out.push(`| # | ${k.column} | Grew | Self before → after | Total before → after |`, '|---:|---|---:|---|---|');
@@ -275,7 +293,7 @@ export function renderGateMarkdown(r: GateResult): string {
       out.push(`Their callers' total shares grew with them: ${shown.join(', ')}${more}.`, '');
     }
   }
-  const flags = gated.map((k) => `\`${k.flag} ${r[k.key]!.thresholdPp}\``).join(' ');
+  const flags = [...gated.map((k) => `\`${k.flag} ${r[k.key]!.thresholdPp}\``), ...(s ? [`\`--fail-on-samples ${s.thresholdRatio}\``] : [])].join(' ');
   const counts = gated.map((k) => {
     const part = r[k.key]!;
     const skipped = part.tooFewSamples.length > 0 ? `, ${part.tooFewSamples.length} of which grew by more than ${part.thresholdPp} pp` : '';
@@ -284,32 +302,70 @@ export function renderGateMarkdown(r: GateResult): string {
       `in both runs not judged${skipped}`
     );
   });
+  if (s) counts.push(`CPU per request: base ${costText(s.before)}, head ${costText(s.after)}`);
   out.push(`Gate: ${flags} \`--min-samples ${r.minSamples}\` · ${counts.join('; ')}.`);
   return `${out.join('\n')}\n`;
+}
+
+/** A ratio as "1.31×". */
+function ratioText(ratio: number): string {
+  return `${ratio.toFixed(2)}×`;
+}
+
+function ms(value: number): string {
+  return `${value.toPrecision(3)} ms`;
+}
+
+/** "0.982 ms (1136 samples at 999 Hz / 1158 requests)". */
+function costText(c: SamplesJudgement['before']): string {
+  return `${ms(c.cpuMsPerRequest)} (${c.samples} samples at ${c.frequencyHz} Hz / ${c.requests} requests)`;
+}
+
+/** Where the extra CPU per request went: the functions whose own CPU per request grew most. */
+function samplesTable(s: SamplesJudgement): string[] {
+  const head = [`CPU per request: base ${ms(s.before.cpuMsPerRequest)}, head ${ms(s.after.cpuMsPerRequest)}.`];
+  if (s.grewMost.length === 0) return [...head, ' No single function with enough samples grew: the growth is spread thin.'];
+  return [
+    `${head[0]} The functions whose own CPU per request grew most:`,
+    '',
+    '| # | Function | Self CPU per request before → after | Grew |',
+    '|---:|---|---|---:|',
+    ...s.grewMost.map(
+      (f, i) => `| ${i + 1} | ${markdownCode(f.name)} | ${ms(f.beforeMsPerRequest)} → ${ms(f.afterMsPerRequest)} | **+${ms(f.grewMs)}** |`,
+    ),
+  ];
 }
 
 /** One log line with the verdict, e.g. `gate failed: 1 function grew by more than 2 pp: f (total +9.63 pp)`. */
 export function gateLogLine(r: GateResult): string {
   const gated = PARTS.filter((k) => r[k.key] !== undefined);
+  const s = r.samples;
   if (r.verdict === 'pass') {
-    const within = gated.map((k) => `no ${k.one} grew by more than ${r[k.key]!.thresholdPp} pp`).join(', ');
+    const within = gated.map((k) => `no ${k.one} grew by more than ${r[k.key]!.thresholdPp} pp`);
+    if (s) within.push(`CPU per request ${ratioText(s.ratio)} the base's (at most ${s.thresholdRatio}×)`);
     const counts = gated.map((k) => `${r[k.key]!.judged} ${k.key} judged, ${r[k.key]!.notJudged} with fewer than ${r.minSamples} samples in both runs not judged`);
-    return `gate passed: ${within} (${counts.join('; ')})`;
+    return `gate passed: ${within.join(', ')}${counts.length > 0 ? ` (${counts.join('; ')})` : ''}`;
   }
   const failing = gated.filter((k) => r[k.key]!.offending.length > 0);
-  return `gate failed: ${failing
+  const samplesText = s?.crossed
+    ? [
+        `CPU per request grew ${ratioText(s.ratio)} (more than ${s.thresholdRatio}×: ${ms(s.before.cpuMsPerRequest)} → ${ms(s.after.cpuMsPerRequest)})` +
+          (s.grewMost.length > 0 ? `, most in ${s.grewMost[0].name} (+${ms(s.grewMost[0].grewMs)})` : ''),
+      ]
+    : [];
+  return `gate failed: ${[...samplesText, ...failing
     .map((k) => {
       const part = r[k.key]!;
       const shown = part.offending.slice(0, 5).map((f) => `${f.name} (${grewText(f)})`);
       const more = part.offending.length > shown.length ? `, and ${part.offending.length - shown.length} more` : '';
       return `${plural(part.offending.length, k.one)} grew by more than ${part.thresholdPp} pp: ${shown.join(', ')}${more}`;
-    })
-    .join('; ')}`;
+    })].join('; ')}`;
 }
 
 /** The names the gate failed on, for the log record. */
-export function offendingNames(r: GateResult): { functions?: string[]; plugins?: string[] } {
-  const out: { functions?: string[]; plugins?: string[] } = {};
+export function offendingNames(r: GateResult): { functions?: string[]; plugins?: string[]; samplesRatio?: number } {
+  const out: { functions?: string[]; plugins?: string[]; samplesRatio?: number } = {};
+  if (r.samples?.crossed) out.samplesRatio = Number(r.samples.ratio.toFixed(4));
   if (r.functions) out.functions = r.functions.offending.map((f) => f.name);
   if (r.plugins) out.plugins = r.plugins.offending.map((f) => f.name);
   return out;

@@ -102,7 +102,7 @@ describe('judgeFunctions: --min-samples', () => {
     expect(() => judge(run(1), run(1), { functionPp: Number.NaN })).toThrow(RangeError);
     expect(() => judge(run(1), run(1), { functionPp: 101 })).toThrow(RangeError);
     expect(() => judge(run(1), run(1), { minSamples: 1.5 })).toThrow(RangeError);
-    expect(() => judge(run(1), run(1), { functionPp: undefined })).toThrow('gate needs functionPp or pluginPp');
+    expect(() => judge(run(1), run(1), { functionPp: undefined })).toThrow('gate needs functionPp, pluginPp or samplesRatio');
     expect(() => judge(run(1), run(1), { pluginPp: -2 })).toThrow(RangeError);
   });
 });
