@@ -1,13 +1,13 @@
 // The bench's phases, each filling its part of the result: the target's
-// overhead and the tools' own cost, the report's speed and memory, and the
-// accuracy against the app's own measurement.
-import { readFileSync, statSync } from 'node:fs';
+// overhead and the tools' own cost, the report's speed and memory, the
+// accuracy against the app's own measurement, and `watch`'s cost while idle.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { childPids } from '../fixtures/nginx/launch.mjs';
 import { spawnTracked, tempDir } from './cleanup.mjs';
-import { CFG, MODES, root } from './config.mjs';
+import { CFG, CLI, MODES, QUICK, root } from './config.mjs';
 import { cliHas, get, lastJson, rusageOf, spawnCliWithRusage, startNginx, startTool, startWrk, wrk } from './launchers.mjs';
 import { bpfProgIds, bpfProgStats, cpuSeconds, median, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
 import { lineReader, log, run, sleep } from './util.mjs';
@@ -227,4 +227,42 @@ export async function accuracy(result) {
   const failed = [...out.lines, ...err.lines].map((l) => l.line).filter((l) => /^\s*(×|✗|FAIL)\s/.test(l));
   result.accuracy = { rows, testExit: code, failed: failed.slice(0, 20) };
   log(`  ${rows.length / 3} case(s), vitest exit ${code}`);
+}
+
+// ---------------------------------------------------------------------------
+// 5. `watch` while nothing trips it: its own CPU time and memory, watching
+// one idle fixture worker (it reads /proc once a second, holds no BPF).
+
+const WATCH_IDLE_SEC = QUICK ? 10 : 60;
+
+export async function watchIdle(result) {
+  log(`watch while idle: one idle fixture worker, ${WATCH_IDLE_SEC} s`);
+  const target = await startNginx('jit-on', 1);
+  const dir = tempDir('watch');
+  // An idle worker never reaches 50% of a core: no profile starts.
+  const args = ['watch', '--pid', String(target.master), '--cpu-above', '50', '--out-dir', dir, '--log-format', 'json'];
+  const { child, exited } = spawnTracked(CLI, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const err = lineReader(child.stderr);
+  await err.waitFor(/"msg":"watching /, 30_000);
+  // Start-up (module loading, the first compilations) is not idle time.
+  await sleep(5000);
+  const cpu0 = threadsCpuSeconds(child.pid);
+  const t0 = process.hrtime.bigint();
+  await sleep(WATCH_IDLE_SEC * 1000);
+  const cpu1 = threadsCpuSeconds(child.pid);
+  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
+  const bpfPrograms = bpfProgIds(child.pid).length;
+  child.kill('SIGTERM');
+  const { code } = await exited;
+  if (code !== 0) throw new Error(`apisix-profile watch exited with ${code}: ${err.text()}`);
+  result.watchIdle = {
+    wallSec,
+    cpuSec: cpu1 - cpu0,
+    cpuPercent: (100 * (cpu1 - cpu0)) / wallSec,
+    rssMb: rssKb / 1024,
+    bpfPrograms,
+    profiles: readdirSync(dir).length,
+  };
+  log(`  ${(result.watchIdle.cpuSec * 1000).toFixed(0)} ms of CPU in ${wallSec.toFixed(0)} s (${result.watchIdle.cpuPercent.toFixed(3)}% of a core), RSS ${result.watchIdle.rssMb.toFixed(0)} MB, ${bpfPrograms} BPF programs held`);
 }

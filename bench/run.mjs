@@ -6,6 +6,8 @@
 //   sudo BENCH_QUICK=1 npm run bench   smoke run (about 2 minutes), prints the report only
 //   BENCH_OUT=file                     write the report there instead
 //   BENCH_RAW=file                     also write the raw measurements (JSON)
+//   sudo BENCH_ONLY=watchIdle node bench/run.mjs
+//                                      one phase of phases.mjs alone: its figures as JSON on stdout, no report
 //
 // Needs root, a build (`npm run build`), wrk, perf (linux-perf), bpftrace and
 // bpftool (scripts/setup.sh installs them). Everything it starts (nginx,
@@ -23,6 +25,7 @@ import { cleanupAll, cleanupOnSignals, cleanupPhase, keepUntilExit } from './cle
 import { QUICK, root } from './config.mjs';
 import { renderMarkdown } from './markdown.mjs';
 import { cpuTicks, enableBpfStats, machine } from './measure.mjs';
+import * as phases from './phases.mjs';
 import { accuracy, overhead, reportSpeed } from './phases.mjs';
 import { log, tryRun } from './util.mjs';
 
@@ -43,6 +46,13 @@ async function main() {
   const ticks0 = cpuTicks();
   await preflight();
   const result = { machine: machine() };
+  if (process.env.BENCH_ONLY) {
+    const phase = phases[process.env.BENCH_ONLY];
+    if (typeof phase !== 'function') throw new Error(`BENCH_ONLY: no phase ${process.env.BENCH_ONLY} (phases: ${Object.keys(phases).join(', ')})`);
+    await phase(result);
+    process.stdout.write(`${JSON.stringify(result, null, 1)}\n`);
+    return;
+  }
   result.statsVia = await enableBpfStats();
   // The statistics switch stays on for the whole bench; each phase's
   // nginx, tools and temp files go when the phase ends.

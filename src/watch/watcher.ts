@@ -80,7 +80,11 @@ async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: F
   const onAbort = () => child.interrupt();
   const onExit = () => {
     child.interrupt();
-    rmSync(incoming, { recursive: true, force: true });
+    try {
+      rmSync(incoming, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      /* the child wrote into it meanwhile; exiting anyway: the next watch removes it */
+    }
   };
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) child.interrupt();

@@ -1,0 +1,282 @@
+// `watch` against the real fixture nginx under real load: a load step over
+// the threshold fires once per cooldown window, no load or load below the
+// threshold never; reloads are followed; SIGTERM at any point leaves no
+// BPF program, lock, temp file or half-written set behind.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseFolded } from '../../src/report/fold.js';
+import { childPids, type Fixture, repoRoot, requireRoot, runCli, sleep, startFixture, startLoad } from '../support/fixture.js';
+
+const CLI = join(repoRoot, 'bin/apisix-profile.js');
+const run = promisify(execFile);
+
+interface Watch {
+  child: ChildProcess;
+  /** JSON log records so far. */
+  records: { level: number; msg: string; [k: string]: unknown }[];
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+function startWatch(args: string[]): Watch {
+  const child = spawn(process.execPath, [CLI, 'watch', '--log-format', 'json', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const records: Watch['records'] = [];
+  let text = '';
+  let pending = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    text += chunk;
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.startsWith('{')) records.push(JSON.parse(line));
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, records, stderr: () => text, exited };
+}
+
+/** The one line per trigger: it starts with what tripped it. */
+const triggers = (w: Watch) => w.records.filter((r) => /^CPU \d+% for /.test(r.msg));
+
+async function waitUntil(check: () => boolean, what: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Ids of the BPF programs a process holds open (from its fdinfo). */
+function programIdsOf(pid: number): number[] {
+  const ids = new Set<number>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+      try {
+        const m = /^prog_id:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (m) ids.add(Number(m[1]));
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    /* gone */
+  }
+  return [...ids];
+}
+
+/** Which of these programs are still loaded, after giving the kernel a moment to free them. */
+async function stillLoaded(ids: number[]): Promise<number[]> {
+  const loaded = () => {
+    const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as { id: number }[];
+    return ids.filter((id) => all.some((p) => p.id === id));
+  };
+  for (let i = 0; i < 50 && loaded().length > 0; i++) await sleep(100);
+  return loaded();
+}
+
+function uprobeEvents(): string {
+  for (const path of ['/sys/kernel/tracing/uprobe_events', '/sys/kernel/debug/tracing/uprobe_events']) {
+    if (existsSync(path)) return readFileSync(path, 'utf8');
+  }
+  return '';
+}
+
+function locksOf(pids: number[]): string[] {
+  if (!existsSync('/run/apisix-profile')) return [];
+  return readdirSync('/run/apisix-profile').filter((f) => pids.some((p) => f === `${p}.lock`));
+}
+
+const SET = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-pid\d+\.(svg|folded|json)$/;
+
+/** The sets in a directory: stem -> its extensions. */
+function setsIn(dir: string): Map<string, string[]> {
+  const sets = new Map<string, string[]>();
+  for (const name of readdirSync(dir)) {
+    expect(name, `${dir} holds only whole sets`).toMatch(SET);
+    const stem = name.slice(0, name.lastIndexOf('.'));
+    sets.set(stem, [...(sets.get(stem) ?? []), name.slice(stem.length + 1)].sort());
+  }
+  return sets;
+}
+
+beforeAll(() => requireRoot());
+
+describe('watch', () => {
+  let fixture: Fixture;
+  const dirs: string[] = [];
+  const watches: Watch[] = [];
+  const outDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'apisix-profile-watch-'));
+    dirs.push(d);
+    return d;
+  };
+  const watch = (args: string[]) => {
+    const w = startWatch(args);
+    watches.push(w);
+    return w;
+  };
+
+  beforeAll(async () => {
+    fixture = await startFixture({ jit: 'jit-on', workers: 1 });
+    await fixture.get('/work');
+  });
+
+  afterEach(async () => {
+    // A failed test must not leave a watch (and its profile) running.
+    for (const w of watches.splice(0)) {
+      if (w.child.exitCode === null && w.child.signalCode === null) {
+        w.child.kill('SIGKILL');
+        await w.exited;
+      }
+    }
+  });
+
+  afterAll(async () => {
+    await fixture?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('a load step over the threshold fires once per cooldown window; no load, or a threshold above the load, never', async () => {
+    const over = outDir();
+    const above = outDir();
+    // One worker can use at most 100% of a core: 150 is never reached. The
+    // other threshold is low because other work on a shared CI machine
+    // may leave the worker far less than a core.
+    const fires = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '3', '--cooldown', '60', '--out-dir', over]);
+    const never = watch(['--pid', String(fixture.master), '--cpu-above', '150', '--for', '2', '--duration', '3', '--cooldown', '60', '--out-dir', above]);
+    await waitUntil(() => fires.records.some((r) => r.msg.startsWith('watching ')) && never.records.some((r) => r.msg.startsWith('watching ')), 'both watches to start', 20_000);
+
+    // Idle: 5 s of readings without a profile.
+    await sleep(5000);
+    expect(triggers(fires)).toEqual([]);
+    expect(readdirSync(over)).toEqual([]);
+
+    // A 12 s load step: one profile (2 s over, 3 s of profile, then 60 s of cooldown).
+    const load = startLoad(fixture.port, '/work', 12, 4);
+    await load.done;
+    await waitUntil(() => triggers(fires).length > 0, 'the trigger line', 30_000);
+    await sleep(2000);
+    expect(triggers(fires)).toHaveLength(1);
+    expect(triggers(never)).toEqual([]);
+
+    const sets = setsIn(over);
+    expect([...sets.values()]).toEqual([['folded', 'json', 'svg']]);
+    const [stem] = sets.keys();
+    expect(stem).toMatch(new RegExp(`-pid${fixture.master}$`));
+    const folded = parseFolded(readFileSync(join(over, `${stem}.folded`), 'utf8'));
+    expect(folded.reduce((n, s) => n + s.count, 0)).toBeGreaterThan(20);
+    expect(folded.some((s) => s.frames.some((f) => f.includes('work.lua') || f.includes('cost.lua')))).toBe(true);
+    const summary = JSON.parse(readFileSync(join(over, `${stem}.json`), 'utf8')) as { frequencyHz: number; workers: { pid: number }[] };
+    expect(summary.frequencyHz).toBe(99);
+    expect(summary.workers.map((w) => w.pid)).toEqual(fixture.workers());
+    expect(readFileSync(join(over, `${stem}.svg`), 'utf8')).toMatch(/<\/svg>\s*$/);
+    const line = triggers(fires)[0];
+    expect(line.msg).toMatch(/above 15%\): profiled \d+ samples in /);
+    expect(line.msg).toContain(join(over, stem));
+    expect(line.overSec as number).toBeGreaterThanOrEqual(2);
+    expect(line.cpuMeanPercent as number).toBeGreaterThan(15);
+    expect(readdirSync(above)).toEqual([]);
+
+    // A signal while idle (cooling down): a clean stop at once.
+    const t0 = Date.now();
+    fires.child.kill('SIGTERM');
+    never.child.kill('SIGINT');
+    expect(await fires.exited).toBe(0);
+    expect(await never.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('follows the workers a reload starts', async () => {
+    const dir = outDir();
+    const w = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '2', '--cooldown', '60', '--out-dir', dir]);
+    await waitUntil(() => w.records.some((r) => r.msg.startsWith('watching ')), 'the watch to start', 20_000);
+    const before = fixture.workers();
+    await run('nginx', ['-p', fixture.prefix, '-c', 'conf/nginx.conf', '-s', 'reload']);
+    await waitUntil(() => fixture.workers().some((p) => !before.includes(p)) && fixture.workers().every((p) => !before.includes(p)), 'the new worker', 10_000);
+    const after = fixture.workers();
+    const load = startLoad(fixture.port, '/work', 10, 4);
+    await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000);
+    await load.done;
+    const [stem] = setsIn(dir).keys();
+    const summary = JSON.parse(readFileSync(join(dir, `${stem}.json`), 'utf8')) as { workers: { pid: number; samples: number }[] };
+    // The CPU that tripped it and the profile are the new worker's.
+    expect(summary.workers.map((w) => w.pid)).toEqual(after);
+    expect(summary.workers[0].samples).toBeGreaterThan(0);
+    w.child.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+  });
+
+  for (const signals of [1, 2] as const) {
+    it(`${signals === 1 ? 'SIGTERM' : 'two SIGTERMs'} while profiling: ${signals === 1 ? 'the partial profile written' : 'exit 130'}, nothing else left behind`, async () => {
+      const dir = outDir();
+      const load = startLoad(fixture.port, '/work', 30, 4);
+      try {
+        const w = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '1', '--duration', '60', '--cooldown', '60', '--out-dir', dir]);
+        // Sampling: the profile child holds its BPF programs.
+        let profiler = 0;
+        let programs: number[] = [];
+        await waitUntil(() => {
+          profiler = childPids(w.child.pid!)[0] ?? 0;
+          programs = profiler ? programIdsOf(profiler) : [];
+          return programs.length > 0;
+        }, 'the profile to load its programs', 40_000);
+        await sleep(1500);
+        const workers = fixture.workers();
+        expect(locksOf(workers)).not.toEqual([]);
+        w.child.kill('SIGTERM');
+        if (signals === 2) {
+          await sleep(50);
+          w.child.kill('SIGTERM');
+        }
+        const code = await w.exited;
+        expect(code).toBe(signals === 1 ? 0 : 130);
+        // The profile child is gone too (it may take a moment after a second signal).
+        await waitUntil(() => !existsSync(`/proc/${profiler}`), 'the profile child to exit', 10_000);
+        expect(await stillLoaded(programs)).toEqual([]);
+        expect(uprobeEvents()).toBe('');
+        expect(locksOf(workers)).toEqual([]);
+        // Nothing hidden (incoming directory, temp file) in the output directory.
+        expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+        const sets = setsIn(dir);
+        if (signals === 1) {
+          expect([...sets.values()]).toEqual([['folded', 'json', 'svg']]);
+          expect(triggers(w)[0].msg).toContain('stopped early by SIGTERM');
+        } else {
+          expect(sets.size).toBe(0);
+        }
+        // The target is unharmed.
+        expect(await fixture.get('/work')).toBeTruthy();
+      } finally {
+        load.child.kill();
+        await load.done;
+      }
+    });
+  }
+
+  it('bad input: one line, a documented exit code, nothing created', async () => {
+    const base = outDir();
+    const file = join(base, 'a-file');
+    writeFileSync(file, '');
+    const cases: [string[], number, RegExp][] = [
+      [['--pid', String(fixture.master), '--cpu-above', '50', '--keep', '0', '--out-dir', join(base, 'a')], 2, /keep must be a whole number from 1/],
+      [['--pid', String(fixture.master), '--cpu-above', '0', '--out-dir', join(base, 'a')], 2, /cpu-above must be a percentage of one core above 0/],
+      [['--pid', String(fixture.master), '--cpu-above', '100000', '--out-dir', join(base, 'a')], 2, /cpu-above must be .* below \d+/],
+      [['--pid', String(fixture.master), '--cpu-above', '50', '--for', '0', '--out-dir', join(base, 'a')], 2, /for must be a whole number from 1/],
+      [['--pid', String(fixture.master), '--cpu-above', '50', '--out-dir', join(file, 'x')], 2, /cannot write profiles to --out-dir .*a-file is a file/],
+      [['--pid', '4194000', '--cpu-above', '50', '--out-dir', join(base, 'a')], 3, /no process with pid 4194000/],
+      [['--cpu-above', '50', '--out-dir', join(base, 'a')], 2, /--pid .* or '--container/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await runCli(['watch', ...args]);
+      expect(r.code, args.join(' ')).toBe(code);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, args.join(' ')).toHaveLength(1);
+      expect(lines[0]).toMatch(/^apisix-profile: /);
+      expect(lines[0]).toMatch(message);
+    }
+    expect(readdirSync(base)).toEqual(['a-file']);
+  });
+});
