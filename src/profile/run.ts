@@ -10,8 +10,8 @@ import { CliError, ExitCode } from '../errors.js';
 import type { Logger } from 'pino';
 import { candidateTables, findLuajit } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
-import { MAX_LJ_TABLES, MAX_PROCS, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
-import { ProfilerObject } from '../native/profiler-object.js';
+import { MAX_LJ_TABLES, MAX_PROCS, type OffCpuStart, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
+import { type DrainedCounts, ProfilerObject } from '../native/profiler-object.js';
 import { packageRoot } from '../package-root.js';
 import type { LineMode } from '../luajit/lua-frames.js';
 import type { UniqueStacks } from '../report/stack.js';
@@ -25,6 +25,7 @@ import { endQuiet, quietForSampling } from './quiet-runtime.js';
 import { learnGlobalStates, type Target, type TargetOutcome, targetOutcome } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { StackTable } from './stack-table.js';
+import { emptyOffCpuTotals, placeStack, type ProfileMode, stackWeight } from './weights.js';
 import { TableSlots } from './table-slots.js';
 import { UnwindLoader } from '../unwind/loader.js';
 import { loadBpfObject } from '../kernel/load.js';
@@ -54,6 +55,10 @@ export interface RunOptions {
   discover?: () => number[];
   /** Called after each drain with the samples counted so far. */
   onProgress?: (samples: number) => void;
+  /** CPU samples (default), time blocked off the CPU, or both as time (src/profile/weights.ts). */
+  mode?: ProfileMode;
+  /** Off-CPU and wall modes: keep the event loop's idle wait in the stacks (under [idle]). */
+  includeIdle?: boolean;
 }
 
 
@@ -101,6 +106,7 @@ class ProfileRun {
   private readonly tables: LuajitTable[];
   private readonly maxStacks: number;
   private readonly unwindCfi: boolean;
+  private readonly mode: ProfileMode;
   private readonly targets = new Map<number, Target>();
   private readonly contexts = new Map<number, ProcessContext>();
   private readonly bpf: ProfilerObject;
@@ -124,6 +130,7 @@ class ProfileRun {
       this.addTarget(pid, t);
     }
     this.unwindCfi = (opts.unwind ?? 'cfi') === 'cfi';
+    this.mode = opts.mode ?? 'cpu';
     this.bpf = ProfilerObject.open(bpfObjectPath(), { verbose: this.log.isLevelEnabled('trace'), btfPath: opts.btfPath });
     this.symbolizer = new ProcessSymbolizer(this.contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
     this.table = new StackTable(this.bpf, (key) => this.symbolizer.liveLuaFrames(key));
@@ -132,7 +139,7 @@ class ProfileRun {
   /** Configures and loads the BPF object; fills the offset tables. */
   load(): void {
     const { opts } = this;
-    this.bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: this.unwindCfi, maxStacks: this.maxStacks });
+    this.bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: this.unwindCfi, maxStacks: this.maxStacks, mode: this.mode });
     loadBpfObject(this.bpf, this.log);
     this.slots = new TableSlots(this.bpf);
     this.loader = this.unwindCfi ? new UnwindLoader(this.bpf) : null;
@@ -165,8 +172,9 @@ class ProfileRun {
   async sample(): Promise<void> {
     const { opts, log } = this;
     quietForSampling();
-    const cpus = this.bpf.startSampling(opts.frequency);
-    log.info({ targets: [...this.targets.keys()], cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
+    const cpus = this.mode === 'off-cpu' ? [] : this.bpf.startSampling(opts.frequency);
+    if (this.mode !== 'cpu') this.bpf.startOffCpu();
+    log.info({ targets: [...this.targets.keys()], mode: this.mode, cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
     // The duration counts from here: attaching can take a while.
     const started = Date.now();
@@ -205,12 +213,23 @@ class ProfileRun {
     await sleep(5);
     this.table.add(this.bpf.drainCounts(0));
     this.table.add(this.bpf.drainCounts(1));
+    if (this.mode !== 'cpu') this.table.add(offCpuUntilNow(this.bpf.drainOffCpuStarts()));
     const counters = this.bpf.stats();
     stats.samples = counters[StatIndex.Samples];
     stats.lostMapFull = counters[StatIndex.LostMapFull] + this.table.lostWithoutStack;
     stats.lostNoMemory = counters[StatIndex.LostNoMemory];
     stats.luaBadReads = counters[StatIndex.LuaBadRead];
     stats.uprobeHits = counters[StatIndex.UprobeHits];
+    if (this.mode !== 'cpu') {
+      stats.mode = this.mode;
+      stats.offCpu = {
+        ...emptyOffCpuTotals(),
+        switchesBlocked: counters[StatIndex.SwitchesBlocked],
+        switchesPreempted: counters[StatIndex.SwitchesPreempted],
+        preemptedUs: Math.round(counters[StatIndex.PreemptedNs] / 1000),
+        lost: counters[StatIndex.OffCpuLost] + counters[StatIndex.OffCpuInterrupted],
+      };
+    }
   }
 
   /** Releases everything attached, whatever step failed. */
@@ -222,15 +241,19 @@ class ProfileRun {
 
   /** After sampling: the native frames and the C functions among the Lua frames named, the stacks folded. */
   result(): RunResult {
-    const { symbolizer, stats } = this;
+    const { symbolizer, stats, mode } = this;
+    const place = { mode, frequencyHz: this.opts.frequency, includeIdle: this.opts.includeIdle ?? false };
+    const totals = stats.offCpu ?? emptyOffCpuTotals();
     const stacks = this.table.fold((entry) => {
       const stack = assembleStack(entry.key, {
         kernel: (addr) => symbolizer.kernel(addr),
         user: (pid, addr) => symbolizer.user(pid, addr),
         luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
       });
-      countKey(stats, entry.key, entry.count, stack.nativeCutShort);
-      return stack.frames;
+      const count = stackWeight(entry.key.flags, entry.count, place);
+      countKey(stats, entry.key, count, stack.nativeCutShort);
+      const frames = placeStack(stack.frames, entry.key.flags, count, place, totals);
+      return frames ? { frames, count } : null;
     });
     return { stacks, stats, targets: [...this.targets].map(([pid, t]) => targetOutcome(pid, t)) };
   }
@@ -315,6 +338,23 @@ function warnUnlearned(targets: Map<number, Target>, log: Logger): void {
       );
     }
   }
+}
+
+/**
+ * Threads still off the CPU when the run ends: their time so far, as
+ * drained counts, for the stacks they blocked in (preempted ones are not
+ * off-CPU time). bpf_ktime_get_ns and hrtime share CLOCK_MONOTONIC.
+ */
+function offCpuUntilNow(pending: readonly OffCpuStart[]): DrainedCounts {
+  const now = process.hrtime.bigint();
+  const blocked = pending.filter((p) => p.id.readBigUInt64LE(0) !== 0n && p.startNs <= now);
+  const ids = Buffer.alloc(blocked.length * 8);
+  const counts = Buffer.alloc(blocked.length * 8);
+  blocked.forEach((p, i) => {
+    p.id.copy(ids, i * 8);
+    counts.writeBigUInt64LE(now - p.startNs, i * 8);
+  });
+  return { ids, counts };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

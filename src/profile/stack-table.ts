@@ -27,7 +27,7 @@ export interface CountedStack {
 export class StackTable {
   private readonly byId = new Map<bigint, CountedStack>();
   private readonly knownInKernel = new Set<bigint>();
-  /** Samples counted so far. */
+  /** Samples counted so far (off-CPU: nanoseconds blocked, added in). */
   samples = 0;
   /** Counts whose id had no stack copy: short of a bug, none. */
   lostWithoutStack = 0;
@@ -76,10 +76,16 @@ export class StackTable {
     return this.byId.values();
   }
 
-  /** Root-first stacks, named by `frames`, merged once. */
-  fold(frames: (entry: CountedStack) => string[]): UniqueStacks {
+  /**
+   * Root-first stacks, merged once: `place` names each counted stack and
+   * gives its weight in the profile's unit, or null to leave it out.
+   */
+  fold(place: (entry: CountedStack) => Stack | null): UniqueStacks {
     const stacks: Stack[] = [];
-    for (const entry of this.byId.values()) stacks.push({ frames: frames(entry), count: entry.count });
+    for (const entry of this.byId.values()) {
+      const stack = place(entry);
+      if (stack) stacks.push(stack);
+    }
     return mergeIdentical(stacks);
   }
 }

@@ -1,6 +1,7 @@
 // What a run's sample keys say beyond their stacks: samples per process and
 // per VM state, how many were inside Lua, and why native walks stopped early.
 import { SampleFlags, type SampleKey, VmState } from '../native/abi.js';
+import type { OffCpuTotals, ProfileMode } from './weights.js';
 
 export interface RunStats {
   samples: number;
@@ -21,6 +22,10 @@ export interface RunStats {
   elapsedSec: number;
   /** CPU time the targets used while sampling (from /proc), to tell an idle target from samples that never came. */
   targetCpuMs: number;
+  /** What was measured (absent: CPU samples). perPid and the stacks are in µs when it is not 'cpu'. */
+  mode?: ProfileMode;
+  /** Off-CPU and wall modes: where the time went, idle and preemption included. */
+  offCpu?: OffCpuTotals;
 }
 
 export function emptyStats(): RunStats {
