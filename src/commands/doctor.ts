@@ -31,7 +31,8 @@ import {
 } from '../kernel/features.js';
 import { formatVersion, MIN_KERNEL } from '../kernel/min-kernel.js';
 import { VERIFIER_BUDGET } from '../kernel/verifier.js';
-import { candidateTables, findLuajit } from '../luajit/detect.js';
+import { findLuajit } from '../luajit/detect.js';
+import { planTables } from '../luajit/layout-choice.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import type { NativeError } from '../native/addon.js';
 import { ProfilerObject } from '../native/profiler-object.js';
@@ -253,8 +254,12 @@ export interface LuajitFinding {
   /** null: none mapped; undefined maps: /proc/<pid>/maps unreadable. */
   path: string | null;
   openresty: boolean;
+  /** The version string it carries ("LuaJIT 2.1.1710398010"); null when none was found. */
+  version?: string | null;
   candidates: string[];
   probes: string[];
+  /** The profiler's one-line refusal: it names a release no offset table was made from. */
+  refusal?: string;
   error?: string;
 }
 
@@ -299,13 +304,19 @@ export function luajitChecks(findings: readonly LuajitFinding[], containerPids: 
       });
     } else {
       const family = f.openresty ? "OpenResty's luajit2 (exports lua_setexdata)" : 'upstream LuaJIT';
-      checks.push({
-        id: 'luajit',
-        level: f.candidates.length > 0 ? 'pass' : 'warn',
-        summary: `${who}: LuaJIT ${f.path}, ${family}; offset tables to try: ${f.candidates.join(', ') || 'none'}; uprobes on ${f.probes.join(', ') || 'nothing'}`,
-        ...(f.candidates.length === 0 ? { fix: 'no committed offset table fits: see luajit-offsets/' } : {}),
-        details: { pids: group.map((g) => g.pid), path: f.path, openresty: f.openresty, candidates: f.candidates, probes: f.probes },
-      });
+      const says = f.version ? `says '${f.version}'` : 'carries no version string';
+      const details = { pids: group.map((g) => g.pid), path: f.path, openresty: f.openresty, version: f.version ?? null, candidates: f.candidates, probes: f.probes };
+      checks.push(
+        f.refusal !== undefined
+          ? // The same line a profile stops with.
+            { id: 'luajit', level: 'fail', summary: `${who}: ${f.refusal}`, exitCode: ExitCode.LuajitUnsupported, details }
+          : {
+              id: 'luajit',
+              level: 'pass',
+              summary: `${who}: LuaJIT ${f.path}, ${family}, ${says}; offset tables made from that release: ${f.candidates.join(', ')}; uprobes on ${f.probes.join(', ') || 'nothing'}`,
+              details,
+            },
+      );
     }
   }
   return checks;
@@ -333,13 +344,13 @@ export function layoutChecks(
   for (const group of groups.values()) {
     const o = group[0];
     const who = pidList(group.map((g) => g.pid), containerPids);
-    const details = { pids: group.map((g) => g.pid), luajit: o.luajit, table: o.table, via: o.via, g: Object.fromEntries(group.map((g) => [g.pid, g.g])) };
+    const details = { pids: group.map((g) => g.pid), luajit: o.luajit, table: o.table, via: o.via, evidence: o.evidence, g: Object.fromEntries(group.map((g) => [g.pid, g.g])) };
     if (o.table) {
       const t = tables.find((x) => tableName(x) === o.table);
       checks.push({
         id: 'luajit-layout',
         level: 'pass',
-        summary: `${who}: LuaJIT layout ${o.table}${t ? ` (${describeTable(t)})` : ''}; global_State found ${VIA_TEXT[o.via ?? ''] ?? `through ${o.via}`}`,
+        summary: `${who}: LuaJIT layout ${o.table}${t ? ` (${describeTable(t)})` : ''}; global_State found ${VIA_TEXT[o.via ?? ''] ?? `through ${o.via}`}${o.evidence ? `; ${o.evidence}` : ''}`,
         details,
       });
     } else if (o.gKnown) {
@@ -506,12 +517,15 @@ function luajitFinding(pid: number, maps: readonly Mapping[] | { error: string }
   if ('error' in maps) return { pid, path: null, openresty: false, candidates: [], probes: [], error: maps.error };
   const lj = findLuajit(pid, maps);
   if (!lj) return { pid, path: null, openresty: false, candidates: [], probes: [] };
+  const plan = planTables(lj, tables);
   return {
     pid,
     path: lj.path,
-    openresty: findSymbol(lj.object.symbols, 'lua_setexdata') !== undefined,
-    candidates: candidateTables(lj, [...tables]).map(tableName),
+    openresty: lj.openresty,
+    version: lj.version,
+    candidates: 'refusal' in plan ? [] : plan.candidates.map(tableName),
     probes: lj.probeOffsets.map((p) => p.name),
+    ...('refusal' in plan ? { refusal: plan.refusal } : {}),
   };
 }
 

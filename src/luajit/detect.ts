@@ -1,19 +1,20 @@
 // Finds the LuaJIT library (or binary) a process has mapped, the offsets of
 // its API functions for uprobes, and which offset table describes it.
-import { basename } from 'node:path';
 import { findSymbol } from '../elf/elf-symbols.js';
 import { runtimeAddressToVaddr, vaddrToFileOffset } from '../elf/elf-file.js';
 import { findFunctionRange } from '../elf/function-ranges.js';
 import { type ElfObject, loadElfObject } from '../elf/elf-cache.js';
 import { isExecutable, type Mapping } from '../target/proc-maps.js';
 import { targetFilePath } from '../target/target-files.js';
+import { type Fit, type LuajitIdentity, versionKey } from './layout-choice.js';
 import type { LuajitTable } from './offset-tables.js';
+import { luajitVersionOf } from './version-string.js';
 
 /** Public API functions that take the lua_State first; ngx_lua calls
  * lua_resume for every request handler. */
 export const LEARN_G_FUNCTIONS = ['lua_resume', 'lua_pcall', 'lua_call', 'lua_yield'] as const;
 
-export interface LuajitInProcess {
+export interface LuajitInProcess extends LuajitIdentity {
   /** Path as the process maps it. */
   path: string;
   /** Path the host can open (through /proc/<pid>/root). */
@@ -37,82 +38,60 @@ export function findLuajit(pid: number, maps: readonly Mapping[]): LuajitInProce
       const sym = findSymbol(object.symbols, name);
       return sym?.fileOffset !== undefined ? [{ name, fileOffset: sym.fileOffset }] : [];
     });
-    return { path: m.path, hostPath, object, textMapping: m, probeOffsets };
+    return { path: m.path, hostPath, object, textMapping: m, probeOffsets, ...identityOf(object) };
   }
   return null;
 }
 
-/**
- * The offset tables that may describe this LuaJIT, most likely first.
- * OpenResty's branch ("luajit2") exports lua_setexdata, upstream does not;
- * GC64 is the default on x86-64 in both, so it goes first. Which one is
- * right is decided against live memory (chooseTable).
- */
-export function candidateTables(lj: LuajitInProcess, tables: readonly LuajitTable[]): LuajitTable[] {
-  const openresty = findSymbol(lj.object.symbols, 'lua_setexdata') !== undefined;
-  const family = tables.filter((t) => (t.package === 'luajit2') === openresty);
-  const pool = family.length > 0 ? family : [...tables];
-  return pool.sort((a, b) => rank(b, lj) - rank(a, lj));
+/** What the object says about itself: its version string and symbol, its family. */
+function identityOf(object: ElfObject): Omit<LuajitIdentity, 'path'> {
+  const symbol = [...object.symbols.byName.keys()].find((n) => n.startsWith('luaJIT_version_'));
+  return {
+    version: luajitVersionOf(object),
+    versionSymbol: symbol ? versionKey(symbol) : null,
+    openresty: findSymbol(object.symbols, 'lua_setexdata') !== undefined,
+  };
 }
 
-function rank(t: LuajitTable, lj: LuajitInProcess): number {
-  let score = t.mode === 'gc64' ? 2 : 0;
-  if (basename(lj.path).includes(t.version)) score += 4;
-  return score;
+/** Where global_State came from: the uprobe's lua_State, the DISPATCH register, or words of the sampled stack. */
+export type StateSource =
+  | { via: 'uprobe'; L: bigint }
+  | { via: 'DISPATCH register'; dispatch: bigint }
+  | { via: 'stack'; words: readonly bigint[] };
+
+/** The executable range of the LuaJIT object, where every dispatch table entry points. */
+export interface CodeRange {
+  start: bigint;
+  end: bigint;
 }
 
 /**
- * Given the VM's DISPATCH register (r14) from a sample, the first candidate
- * table under which it leads to a consistent global_State: DISPATCH points
- * at GG_State's dispatch table, and global_State sits at a fixed offset
- * from it in the same struct.
+ * Every candidate table under which the source leads to a consistent
+ * global_State (validateGlobalState), in candidate order. From stack words,
+ * the fits of the first word that is a lua_State under any table.
  */
-export function chooseTableFromDispatch(
-  mem: MemoryRead,
-  candidates: readonly LuajitTable[],
-  dispatch: bigint,
-): { table: LuajitTable; g: bigint } | null {
-  for (const table of candidates) {
-    const g = dispatch - BigInt(table.offsets.GG_dispatch) + BigInt(table.offsets.GG_g);
-    if (g > 0n && validateGlobalState(mem, table, g)) return { table, g };
+export function fittingLayouts(mem: MemoryRead, candidates: readonly LuajitTable[], code: CodeRange | null, source: StateSource): Fit[] {
+  const check = (table: LuajitTable, g: bigint | null): Fit[] => (g && g > 0n && validateGlobalState(mem, table, g, code) ? [{ table, g }] : []);
+  const fromL = (L: bigint) => candidates.flatMap((table) => check(table, readRef(mem, L + BigInt(table.offsets.L_glref), table.offsets.gc64 === 1)));
+  switch (source.via) {
+    case 'uprobe':
+      return fromL(source.L);
+    case 'DISPATCH register':
+      // DISPATCH points at GG_State's dispatch table; global_State sits at a
+      // fixed offset from it in the same struct.
+      return candidates.flatMap((table) => check(table, source.dispatch - BigInt(table.offsets.GG_dispatch) + BigInt(table.offsets.GG_g)));
+    case 'stack': {
+      // Words that are not pointers, or point elsewhere, fail validation.
+      const seen = new Set<bigint>();
+      for (const w of source.words) {
+        if (w < 0x10000n || w >= 1n << 47n || w % 4n !== 0n || seen.has(w)) continue;
+        seen.add(w);
+        const fits = fromL(w);
+        if (fits.length > 0) return fits;
+      }
+      return [];
+    }
   }
-  return null;
-}
-
-/**
- * Given words from the top of a sampled user stack, the first that is a
- * lua_State under some candidate table. Words that are not pointers, or
- * point elsewhere, fail validation; duplicates are tried once.
- */
-export function chooseTableFromWords(
-  mem: MemoryRead,
-  candidates: readonly LuajitTable[],
-  words: readonly bigint[],
-): { table: LuajitTable; g: bigint } | null {
-  const seen = new Set<bigint>();
-  for (const w of words) {
-    if (w < 0x10000n || w >= 1n << 47n || w % 4n !== 0n || seen.has(w)) continue;
-    seen.add(w);
-    const found = chooseTable(mem, candidates, w);
-    if (found) return found;
-  }
-  return null;
-}
-
-/**
- * Given a lua_State the process really used, the first candidate table under
- * which it leads to a consistent global_State, and that state's address.
- */
-export function chooseTable(
-  mem: MemoryRead,
-  candidates: readonly LuajitTable[],
-  L: bigint,
-): { table: LuajitTable; g: bigint } | null {
-  for (const table of candidates) {
-    const g = readRef(mem, L + BigInt(table.offsets.L_glref), table.offsets.gc64 === 1);
-    if (g && validateGlobalState(mem, table, g)) return { table, g };
-  }
-  return null;
 }
 
 export interface MemoryRead {
@@ -125,17 +104,65 @@ function readRef(mem: MemoryRead, addr: bigint, gc64: boolean): bigint | null {
   return gc64 ? b.readBigUInt64LE(0) : BigInt(b.readUInt32LE(0));
 }
 
+/** ~LJ_VMST__MAX: vmstate is -1..-7 for the VM's own states, else a trace number. */
+const VMSTATE_MIN = -7;
+/** LJ_MAX_TRACE is 65535 in every release; J->sizetrace never exceeds it by much. */
+const MAX_SIZETRACE = 1 << 17;
+
 /**
- * Checks a global_State address against the table: the main thread it
- * names must point back to it, and so must cur_L when set.
+ * Checks a global_State address against the table. The round trips (the
+ * main thread and cur_L point back to it) only prove lua_State's and
+ * global_State's first fields; releases that share those can differ
+ * further in. So also: vmstate is a VM state or a trace number the
+ * jit_State knows, the jit_State (at GG_State's J offset) has a plausible
+ * trace array, and, given the object's code range, every bytecode's entry
+ * in GG_State's dispatch table points into it: a table whose GG_State
+ * offsets are off reads anything but code there.
  */
-export function validateGlobalState(mem: MemoryRead, table: LuajitTable, g: bigint): boolean {
+export function validateGlobalState(mem: MemoryRead, table: LuajitTable, g: bigint, code: CodeRange | null = null): boolean {
   const o = table.offsets;
   const gc64 = o.gc64 === 1;
   const mainL = readRef(mem, g + BigInt(o.G_mainthref), gc64);
   if (!mainL || readRef(mem, mainL + BigInt(o.L_glref), gc64) !== g) return false;
   const curL = readRef(mem, g + BigInt(o.G_cur_L), gc64);
   if (curL && readRef(mem, curL + BigInt(o.L_glref), gc64) !== g) return false;
+  const vm = mem.read(g + BigInt(o.G_vmstate), 4);
+  if (!vm) return false;
+  const vmstate = vm.readInt32LE(0);
+  const J = g - BigInt(o.GG_g) + BigInt(o.GG_J);
+  if (o.J_trace >= 0 && o.J_sizetrace >= 0) {
+    const size = mem.read(J + BigInt(o.J_sizetrace), 4);
+    const traces = readRef(mem, J + BigInt(o.J_trace), true);
+    if (!size || traces === null) return false;
+    const sizetrace = size.readUInt32LE(0);
+    if (sizetrace > MAX_SIZETRACE || (sizetrace > 0 && (traces === 0n || !mem.read(traces, 8)))) return false;
+    if (vmstate < VMSTATE_MIN || (vmstate >= 0 && vmstate >= Math.max(sizetrace, 1))) return false;
+  } else if (vmstate < VMSTATE_MIN) {
+    return false;
+  }
+  return code === null || dispatchPointsIntoCode(mem, table, g, code);
+}
+
+/**
+ * GG_State ends { jit_State J; HotCount hotcount[64]; ASMFunction
+ * dispatch[]; ... }. Under the right table every bytecode's dispatch entry
+ * is code, and the word just before the first is four hot counters (small
+ * numbers), not code: a table whose dispatch offset is 8 bytes too far
+ * (luajit2 2.1-20230119's on a 2.1-20210510 process, whose jit_State is 8
+ * bytes smaller) sees a code pointer there; one 8 bytes too short sees the
+ * counters as the first entry.
+ */
+function dispatchPointsIntoCode(mem: MemoryRead, table: LuajitTable, g: bigint, code: CodeRange): boolean {
+  const o = table.offsets;
+  const count = table.bytecodes?.length || 64;
+  const buf = mem.read(g - BigInt(o.GG_g) + BigInt(o.GG_dispatch) - 8n, (count + 1) * 8);
+  if (!buf) return false;
+  const inCode = (i: number) => {
+    const a = buf.readBigUInt64LE(i * 8);
+    return a >= code.start && a < code.end;
+  };
+  if (inCode(0)) return false;
+  for (let i = 1; i <= count; i++) if (!inCode(i)) return false;
   return true;
 }
 

@@ -8,6 +8,8 @@ export interface LuajitTable {
   version: string;
   mode: 'gc64' | 'nogc64';
   source: string;
+  /** The LUAJIT_VERSION string the source's library carries ("LuaJIT 2.1.1710398010"). */
+  luajitVersion: string;
   offsets: Record<string, number>;
   /** fastFunctions[i] is the Lua name of fast function id i + 2. */
   fastFunctions: string[];

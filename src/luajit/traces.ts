@@ -30,6 +30,13 @@ export function tracePosition(reader: PrototypeReader, g: bigint, traceNo: numbe
   const nsnap = head.readUInt16LE(o.trace_nsnap);
   if (ip < mcode || ip >= mcode + BigInt(szmcode) || nsnap === 0 || nsnap > MAX_SNAPSHOTS) return null;
   const offset = Number(ip - mcode);
+  // Releases before SnapShot.mcofs (luajit2 up to 2.1-20210510) keep no
+  // machine-code position per snapshot: the trace's first bytecode is the
+  // closest line they can give.
+  if (o.snap_mcofs < 0) {
+    const start = o.trace_startpc >= 0 ? reader.readRef(T + BigInt(o.trace_startpc)) : null;
+    return start ? { pc: start } : null;
+  }
   const snaps = reader.readPointer(T + BigInt(o.trace_snap));
   const snapmap = reader.readPointer(T + BigInt(o.trace_snapmap));
   if (!snaps || !snapmap) return null;

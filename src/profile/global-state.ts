@@ -3,9 +3,11 @@
 // sampled stack; validated under a candidate offset table, told to the
 // kernel side, and the uprobes dropped so requests stop paying for them.
 import type { Logger } from 'pino';
-import { type LuajitInProcess, chooseTable, chooseTableFromDispatch, chooseTableFromWords, interpreterRange, widenToVm } from '../luajit/detect.js';
+import { CliError, ExitCode } from '../errors.js';
+import { type LuajitInProcess, type StateSource, fittingLayouts, interpreterRange, widenToVm } from '../luajit/detect.js';
+import { type Fit, decideLayout, noFitMessage, planTables } from '../luajit/layout-choice.js';
 import { type LuajitTable, tableName } from '../luajit/offset-tables.js';
-import { type ExecMapping, PROC_NO_LUAJIT, type ProcState } from '../native/abi.js';
+import type { ExecMapping, ProcState } from '../native/abi.js';
 import type { ProfilerObject } from '../native/profiler-object.js';
 import type { ProcessContext } from '../symbolize/process-symbolizer.js';
 import type { TableSlots } from './table-slots.js';
@@ -18,6 +20,8 @@ export interface Target {
   gKnown: boolean;
   /** How its global_State was found: 'uprobe', 'DISPATCH register' or 'stack'. */
   via?: string;
+  /** What the library said and which tables fit (layout-choice.ts decideLayout's note). */
+  evidence?: string;
   /** Its mappings in proc_maps (with .eh_frame unwinding). */
   unwindMappings?: ExecMapping[];
 }
@@ -34,6 +38,8 @@ export interface TargetOutcome {
   g: string | null;
   /** true once a lua_State was seen, even when no table matched it. */
   gKnown: boolean;
+  /** Why that table: what the library said and which tables fit; null when none was chosen. */
+  evidence: string | null;
   unwindMappings: ExecMapping[];
 }
 
@@ -46,46 +52,63 @@ export function targetOutcome(pid: number, t: Target): TargetOutcome {
     via: t.via ?? null,
     g: ctx.g !== null ? `0x${ctx.g.toString(16)}` : null,
     gKnown: t.gKnown,
+    evidence: t.evidence ?? null,
     unwindMappings: t.unwindMappings ?? [],
   };
 }
 
 /**
- * For each process whose uprobe has reported a lua_State: find the offset
- * table under which it leads to a consistent global_State, find the
- * interpreter's code range, tell the kernel side, and detach the uprobes so
- * the process's requests stop paying for the trap.
+ * The tables that may describe a process's LuaJIT, from what the library
+ * says it is; throws the one-line refusal (exit 10) when it names a release
+ * no table was made from.
+ */
+export function tablesFor(pid: number, lj: LuajitInProcess, tables: readonly LuajitTable[], log: Logger): LuajitTable[] {
+  const plan = planTables(lj, tables);
+  if ('refusal' in plan) throw new CliError(plan.refusal, ExitCode.LuajitUnsupported);
+  if (plan.warning) log.warn({ target: pid, luajit: lj.path }, `pid ${pid}: ${plan.warning}`);
+  log.debug({ target: pid, luajit: lj.path, version: lj.version, candidates: plan.candidates.map(tableName) }, `pid ${pid}: ${plan.evidence}`);
+  return plan.candidates;
+}
+
+/**
+ * For each process whose uprobe has reported a lua_State (or whose samples
+ * offered the DISPATCH register or stack words): find the offset tables
+ * under which it leads to a consistent global_State, decide among them
+ * (src/luajit/layout-choice.ts), find the interpreter's code range, tell
+ * the kernel side, and detach the uprobes so the process's requests stop
+ * paying for the trap. A LuaJIT that no table reads is refused (exit 10):
+ * its samples would have no Lua frames, or wrong ones.
  */
 export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Target>, slots: TableSlots, log: Logger): void {
   for (const [pid, t] of targets) {
     if (t.gKnown || !t.luajit || t.candidates.length === 0) continue;
     const state = bpf.processState(pid);
-    if (!state) continue;
-    const { ctx } = t;
+    if (!state || !t.ctx.mem) continue;
     const lj = t.luajit;
+    const fit = (source: StateSource) => fittingLayouts(t.ctx.mem!, t.candidates, lj.textMapping, source);
     if (state.L === 0n) {
-      // No API call seen yet: try the DISPATCH register from a sample; a
-      // value from outside the VM just fails to validate, so keep waiting.
-      const viaDispatch = state.dispatch && ctx.mem ? chooseTableFromDispatch(ctx.mem, t.candidates, state.dispatch) : null;
-      if (viaDispatch) {
-        adopt(bpf, t, pid, state, viaDispatch, slots, log, 'DISPATCH register');
-        continue;
+      // No API call seen yet: try the DISPATCH register from a sample (a
+      // value from outside the VM just fails to validate, so keep waiting),
+      // or a lua_State pointer in the VM's C frame near the stack top.
+      let fits = state.dispatch ? fit({ via: 'DISPATCH register', dispatch: state.dispatch }) : [];
+      let via = 'DISPATCH register';
+      if (fits.length === 0) {
+        fits = fit({ via: 'stack', words: state.stackWords });
+        via = 'stack';
       }
-      // Or a lua_State pointer in the VM's C frame near the stack top.
-      const viaStack = ctx.mem ? chooseTableFromWords(ctx.mem, t.candidates, state.stackWords) : null;
-      if (viaStack) adopt(bpf, t, pid, state, viaStack, slots, log, 'stack');
+      if (fits.length > 0) adopt(bpf, t, pid, state, decide(lj, fits, t.candidates), slots, log, via);
       continue;
     }
-    t.gKnown = true;
-    const chosen = ctx.mem ? chooseTable(ctx.mem, t.candidates, state.L) : null;
-    if (!chosen) {
-      detachAll(bpf, t);
-      bpf.setProcessState(pid, { ...state, table: PROC_NO_LUAJIT });
-      log.warn({ target: pid, luajit: lj!.path, tried: t.candidates.map(tableName) }, `pid ${pid}: no known LuaJIT layout matches ${lj!.path}: profiling C frames only`);
-      continue;
-    }
-    adopt(bpf, t, pid, state, chosen, slots, log, 'uprobe');
+    // A lua_State the process passed to the Lua API: if no table fits it, none will.
+    adopt(bpf, t, pid, state, decide(lj, fit({ via: 'uprobe', L: state.L }), t.candidates), slots, log, 'uprobe');
   }
+}
+
+function decide(lj: LuajitInProcess, fits: Fit[], tried: readonly LuajitTable[]): Fit & { note: string } {
+  const decision = decideLayout(lj, fits);
+  if (decision === null) throw new CliError(noFitMessage(lj, tried), ExitCode.LuajitUnsupported);
+  if ('refusal' in decision) throw new CliError(decision.refusal, ExitCode.LuajitUnsupported);
+  return decision;
 }
 
 /** Uses a validated global_State: tell the kernel side, then drop the uprobes. */
@@ -94,7 +117,7 @@ function adopt(
   t: Target,
   pid: number,
   state: ProcState,
-  chosen: { table: LuajitTable; g: bigint },
+  chosen: Fit & { note: string },
   slots: TableSlots,
   log: Logger,
   via: string,
@@ -103,6 +126,7 @@ function adopt(
   const lj = t.luajit!;
   t.gKnown = true;
   t.via = via;
+  t.evidence = chosen.note;
   ctx.table = chosen.table;
   ctx.g = chosen.g;
   const handlers = interpreterRange(ctx.mem!, chosen.table, chosen.g, lj.textMapping);
@@ -113,8 +137,16 @@ function adopt(
   // only now, so the samples meanwhile already get Lua frames.
   detachAll(bpf, t);
   log.info(
-    { target: pid, luajit: lj.path, table: tableName(chosen.table), via, g: `0x${chosen.g.toString(16)}`, vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null },
-    `pid ${pid}: LuaJIT ${tableName(chosen.table)} found; uprobes detached`,
+    {
+      target: pid,
+      luajit: lj.path,
+      version: lj.version,
+      table: tableName(chosen.table),
+      via,
+      g: `0x${chosen.g.toString(16)}`,
+      vm: range ? `0x${range.lo.toString(16)}-0x${range.hi.toString(16)}` : null,
+    },
+    `pid ${pid}: LuaJIT ${tableName(chosen.table)} found (${chosen.note}); uprobes detached`,
   );
 }
 

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, ExitCode } from '../errors.js';
 import type { Logger } from 'pino';
-import { candidateTables, findLuajit } from '../luajit/detect.js';
+import { findLuajit } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import { MAX_LJ_TABLES, MAX_PROCS, type OffCpuStart, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
 import { type DrainedCounts, ProfilerObject } from '../native/profiler-object.js';
@@ -22,7 +22,7 @@ import { cpuTimeMs } from '../target/processes.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
 import { endQuiet, quietForSampling } from './quiet-runtime.js';
-import { learnGlobalStates, type Target, type TargetOutcome, targetOutcome } from './global-state.js';
+import { learnGlobalStates, type Target, type TargetOutcome, tablesFor, targetOutcome } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
 import { StackTable } from './stack-table.js';
 import { emptyOffCpuTotals, placeStack, type ProfileMode, stackWeight } from './weights.js';
@@ -271,7 +271,15 @@ class ProfileRun {
   private discover(): void {
     for (const pid of this.opts.discover?.() ?? []) {
       if (this.targets.has(pid) || this.targets.size >= MAX_PROCS) continue;
-      const t = inspectTarget(pid, this.tables, this.log);
+      let t: Target | null;
+      try {
+        t = inspectTarget(pid, this.tables, this.log);
+      } catch (err) {
+        // A worker that runs a LuaJIT no table reads stays out; the others go on.
+        if (!(err instanceof CliError)) throw err;
+        this.log.warn({ target: pid }, `pid ${pid} left out: ${err.message}`);
+        continue;
+      }
       if (!t) continue;
       this.addTarget(pid, t);
       try {
@@ -305,6 +313,7 @@ function inspectTarget(pid: number, tables: LuajitTable[], log: Logger): Target 
   }
   const luajit = findLuajit(pid, maps);
   if (!luajit) log.warn({ target: pid }, `pid ${pid} has no LuaJIT mapped: profiling C frames only`);
+  const candidates = luajit ? tablesFor(pid, luajit, tables, log) : [];
   const ctx: ProcessContext = {
     pid,
     maps,
@@ -314,7 +323,6 @@ function inspectTarget(pid: number, tables: LuajitTable[], log: Logger): Target 
     vm: null,
     g: null,
   };
-  const candidates = luajit ? candidateTables(luajit, tables) : [];
   return { ctx, luajit, candidates, uprobeLinks: [], gKnown: false };
 }
 

@@ -164,7 +164,7 @@ describe('the target', () => {
 
   it('groups workers that map the same LuaJIT into one line', () => {
     const lib = '/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2.1.0';
-    const found = { path: lib, openresty: true, candidates: ['luajit2-2.1-20230119-gc64', 'luajit2-2.1-20230119-nogc64'], probes: ['lua_resume', 'lua_pcall'] };
+    const found = { path: lib, openresty: true, version: 'LuaJIT 2.1.0-beta3', candidates: ['luajit2-2.1-20230119-gc64', 'luajit2-2.1-20230119-nogc64'], probes: ['lua_resume', 'lua_pcall'] };
     const checks = luajitChecks([
       { pid: 101, ...found },
       { pid: 102, ...found },
@@ -172,11 +172,16 @@ describe('the target', () => {
       { pid: 104, path: null, openresty: false, candidates: [], probes: [], error: 'EACCES' },
     ]);
     expect(checks.map(formatCheck)).toEqual([
-      `✓ pids 101, 102: LuaJIT ${lib}, OpenResty's luajit2 (exports lua_setexdata); offset tables to try: luajit2-2.1-20230119-gc64, luajit2-2.1-20230119-nogc64; uprobes on lua_resume, lua_pcall`,
+      `✓ pids 101, 102: LuaJIT ${lib}, OpenResty's luajit2 (exports lua_setexdata), says 'LuaJIT 2.1.0-beta3'; offset tables made from that release: luajit2-2.1-20230119-gc64, luajit2-2.1-20230119-nogc64; uprobes on lua_resume, lua_pcall`,
       '! pid 103: no LuaJIT mapped (no object exports lua_resume): only C frames would be profiled — fix: give the pid of an nginx with ngx_lua (OpenResty, APISIX)',
       '✗ pid 104: cannot read its mappings (EACCES) — fix: run it with sudo',
     ]);
     expect(checks[2].exitCode).toBe(ExitCode.Permission);
+    // A release no table was made from: the line a profile stops with, exit 10.
+    const refusal = "LuaJIT at /opt/lj/libluajit.so: says 'LuaJIT 2.1.1736781742', exports lua_setexdata, and no offset table was made from that release (...)";
+    const [refused] = luajitChecks([{ pid: 105, path: '/opt/lj/libluajit.so', openresty: true, version: 'LuaJIT 2.1.1736781742', candidates: [], probes: ['lua_resume'], refusal }]);
+    expect(formatCheck(refused)).toBe(`✗ pid 105: ${refusal}`);
+    expect(refused.exitCode).toBe(ExitCode.LuajitUnsupported);
     // Container workers show their pid inside the container too.
     expect(luajitChecks([{ pid: 101, ...found }], new Map([[101, 7]]))[0].summary).toMatch(/^pid 101 \(7 in container\): /);
   });
@@ -196,6 +201,7 @@ function outcome(pid: number, over: Partial<TargetOutcome> = {}): TargetOutcome 
     via: 'uprobe',
     g: `0x7f00000${pid}`,
     gKnown: true,
+    evidence: null,
     unwindMappings: [],
     ...over,
   };
