@@ -8,6 +8,7 @@ import { encodePprof } from '../report/pprof.js';
 import { toSpeedscope } from '../report/speedscope.js';
 import type { UniqueStacks } from '../report/stack.js';
 import { renderSummaryJson, renderSummaryMarkdown, summarize, type SummaryExtra } from '../report/summary.js';
+import type { TimeWeight } from '../report/weight.js';
 import { integerIn, path } from './options.js';
 import { appendStepSummary, writeOutput, type OutputSpec } from './outputs.js';
 
@@ -47,6 +48,8 @@ export interface ExportMeta {
   durationSec?: number;
   startMs?: number;
   summary: SummaryExtra;
+  /** Off-CPU and wall profiles: the counts are µs of this kind of time. */
+  time?: TimeWeight;
 }
 
 /** Write the exports asked for in `o` (folded, pprof, speedscope, JSON and Markdown summaries). */
@@ -55,10 +58,10 @@ export function writeExports(stacks: UniqueStacks, o: ExportOptions, meta: Expor
   if (o.pprof !== undefined) {
     const durationNs = BigInt(Math.round((meta.durationSec ?? 0) * 1e9));
     const startNs = meta.startMs !== undefined ? BigInt(Math.round(meta.startMs)) * 1_000_000n : undefined;
-    writeOutput(o.pprof, encodePprof(stacks, { frequencyHz: meta.frequencyHz, durationNs, ...(startNs !== undefined ? { startNs } : {}) }));
+    writeOutput(o.pprof, encodePprof(stacks, { frequencyHz: meta.frequencyHz, durationNs, ...(startNs !== undefined ? { startNs } : {}), ...(meta.time ? { time: meta.time } : {}) }));
   }
   if (o.speedscope !== undefined) {
-    writeOutput(o.speedscope, `${JSON.stringify(toSpeedscope(stacks, { name: meta.name, frequencyHz: meta.frequencyHz }))}\n`);
+    writeOutput(o.speedscope, `${JSON.stringify(toSpeedscope(stacks, { name: meta.name, frequencyHz: meta.frequencyHz, ...(meta.time ? { time: meta.time } : {}) }))}\n`);
   }
   if (o.json !== undefined || o.summary !== undefined) {
     const summary = summarize(stacks, { ...meta.summary, top: o.top });

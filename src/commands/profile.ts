@@ -28,11 +28,13 @@ import {
   type LogOptions,
 } from './options.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
+import { addModeOptions, modeLine, modeSubtitle, nothingMeasured, timeTotals, timeWeight, type ModeOptions } from './profile-mode.js';
+import { countUnit } from '../report/weight.js';
 import { STDIO, checkOutputs, writeOutput } from './outputs.js';
 import { CommandLoad } from './run-command.js';
 import { commandFailed, commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
 
-export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions {
+export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions, ModeOptions {
   /** Required unless `container` is given; then a pid as seen inside the container. */
   pid?: number;
   /** Container name or id (prefix): profile its nginx workers. */
@@ -75,6 +77,7 @@ export function profileCommand(): Command {
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
   addExportOptions(cmd);
   addGroupByOption(cmd);
+  addModeOptions(cmd);
   cmd.addOption(new Option('--no-kernel', 'leave out kernel frames'));
   cmd.addOption(
     new Option('--lines <mode>', 'Lua frame lines: definition (frames aggregate per function) or current (the line running, also inside compiled traces)')
@@ -122,6 +125,10 @@ Examples:
 
   # which plugin, which phase: the summary has both tables; the flame graph split by phase
   sudo apisix-profile -p "$MASTER" -d 30 --summary profile.md --group-by phase
+
+  # where workers block (file I/O, os.execute, blocking sockets, FFI), weighted by time off the CPU;
+  # the event loop's idle wait is totalled in the summary, not drawn
+  sudo apisix-profile -p "$MASTER" -d 30 --mode off-cpu -o offcpu.svg --summary offcpu.md
 
   # APISIX in Docker, from the host: every nginx worker of the container (found
   # through the Docker Engine API on /var/run/docker.sock, or DOCKER_HOST=unix://...)
@@ -301,6 +308,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       unwind: opts.unwind,
       btfPath: opts.btf === DEFAULT_BTF ? undefined : opts.btf,
       maxStacks: opts.maxStacks,
+      mode: opts.mode,
+      includeIdle: opts.includeIdle === true,
       ...(targets.discover ? { discover: targets.discover } : {}),
       log,
       signal: load?.signal ?? signal,
@@ -322,7 +331,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const title = opts.title ?? 'apisix-profile';
   const svg = renderFlameGraph(
     stacks,
-    flameGraphOptions(opts, { title, subtitle: `${label}, ${stats.samples} samples at ${opts.frequency} Hz` }),
+    { ...flameGraphOptions(opts, { title, subtitle: modeSubtitle(label, stats, opts) }), unit: countUnit(timeWeight(opts.mode)) },
   );
   writeOutput(opts.output, svg);
   writeExports(
@@ -333,8 +342,10 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       frequencyHz: opts.frequency,
       durationSec: stats.elapsedSec,
       startMs,
+      time: timeWeight(opts.mode),
       summary: {
         ...summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: ${label}`, containerPids),
+        time: timeTotals(stats, opts),
         ...(command ? { command } : {}),
       },
     },
@@ -344,7 +355,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const written = Object.fromEntries(outputs.map((s) => [s.flag.slice(2), s.path]));
   if (command) log.info({ command }, commandLine(command, stats.samples, opts.frequency));
   const where = containerPids.size > 0 ? { containerPids: Object.fromEntries(containerPids) } : {};
-  log.info({ ...written, ...where }, summaryLine(stats, containerPids));
+  log.info({ ...written, ...where }, [summaryLine(stats, containerPids), modeLine(stats)].filter(Boolean).join('; '));
   if (stats.lostMapFull > 0) {
     log.warn(
       { lost: stats.lostMapFull, maxStacks: opts.maxStacks },
@@ -367,8 +378,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     log.error({ command }, `the load failed: ${commandText(command.argv)} ${endText(command)}; the outputs were written, but they profile an incomplete load`);
     return ExitCode.BadArguments;
   }
-  if (stats.samples === 0) {
-    log.warn(noSamplesText(stats.targetCpuMs, pids));
+  if (nothingMeasured(stats)) {
+    log.warn(opts.mode === 'off-cpu' ? 'nothing measured: no target thread blocked while the profile ran' : noSamplesText(stats.targetCpuMs, pids));
     return ExitCode.NoSamples;
   }
   return ExitCode.Ok;

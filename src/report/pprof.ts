@@ -11,6 +11,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import { parseLuaFrame } from './frame.js';
 import type { Stack, UniqueStacks } from './stack.js';
+import type { TimeWeight } from './weight.js';
 
 export interface PprofMeta {
   /** Sampling frequency in Hz: each sample stands for 1e9 / frequencyHz ns of CPU. */
@@ -19,6 +20,8 @@ export interface PprofMeta {
   durationNs: bigint;
   /** Wall-clock start of the run, ns since the Unix epoch. Omitted: 0 (unknown). */
   startNs?: bigint;
+  /** Counts are µs of this kind of time (off-CPU, wall): one sample type `<kind>/nanoseconds`. */
+  time?: TimeWeight;
 }
 
 const NS_PER_SEC = 1e9;
@@ -39,7 +42,8 @@ function checkMeta(meta: PprofMeta): void {
  * Encode stacks (root first) as a gzipped pprof profile with the sample
  * types `samples/count` and `cpu/nanoseconds` (count x 1e9 / frequencyHz,
  * rounded to whole ns), period type `cpu/nanoseconds`, and `cpu` as the
- * default sample type. Identical stacks become one sample; samples are
+ * default sample type. With meta.time the counts are µs and the one sample
+ * type is `off_cpu/nanoseconds` or `wall/nanoseconds`. Identical stacks become one sample; samples are
  * sorted by stack and list their location ids leaf first, as pprof expects.
  * Stacks with no frames or a zero count are left out. Output depends only on
  * the input: the gzip header carries no time stamp.
@@ -79,13 +83,30 @@ export function encodePprof(stacks: UniqueStacks, meta: PprofMeta): Buffer {
     samples.push(
       new Sample({
         locationId: rootFirst.reverse(),
-        value: [stack.count, Math.round(stack.count * nsPerSample)],
+        value: meta.time ? [stack.count * 1000] : [stack.count, Math.round(stack.count * nsPerSample)],
       }),
     );
   }
 
-  const cpu = strings.dedup('cpu');
   const nanoseconds = strings.dedup('nanoseconds');
+  if (meta.time) {
+    const kind = strings.dedup(meta.time);
+    return gzipSync(
+      new Profile({
+        sampleType: [new ValueType({ type: kind, unit: nanoseconds })],
+        sample: samples,
+        location: locations,
+        function: functions,
+        stringTable: strings,
+        timeNanos: meta.startNs ?? 0n,
+        durationNanos: meta.durationNs,
+        periodType: new ValueType({ type: kind, unit: nanoseconds }),
+        period: 1000,
+        defaultSampleType: kind,
+      }).encode(),
+    );
+  }
+  const cpu = strings.dedup('cpu');
   const profile = new Profile({
     sampleType: [
       new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }),

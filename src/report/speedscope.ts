@@ -4,6 +4,7 @@
 
 import { parseLuaFrame } from './frame.js';
 import type { UniqueStacks } from './stack.js';
+import type { TimeWeight } from './weight.js';
 
 export const SPEEDSCOPE_SCHEMA = 'https://www.speedscope.app/file-format-schema.json';
 
@@ -12,6 +13,8 @@ export interface SpeedscopeMeta {
   name: string;
   /** Sampling frequency in Hz: each sample weighs 1000 / frequencyHz ms. */
   frequencyHz: number;
+  /** Counts are µs of this kind of time: weights in seconds. */
+  time?: TimeWeight;
 }
 
 export interface SpeedscopeFrame {
@@ -26,7 +29,7 @@ export interface SpeedscopeFrame {
 export interface SpeedscopeSampledProfile {
   type: 'sampled';
   name: string;
-  unit: 'milliseconds';
+  unit: 'milliseconds' | 'seconds';
   startValue: number;
   endValue: number;
   /** One entry per unique stack: indices into shared.frames, root first. */
@@ -54,7 +57,8 @@ export function toSpeedscope(stacks: UniqueStacks, meta: SpeedscopeMeta): Speeds
   if (!(meta.frequencyHz > 0) || !Number.isFinite(meta.frequencyHz)) {
     throw new RangeError(`frequencyHz must be a positive number, got ${String(meta.frequencyHz)}`);
   }
-  const msPerSample = 1000 / meta.frequencyHz;
+  // A count is a sample (ms of CPU) or, in time profiles, a µs (seconds).
+  const perCount = meta.time ? 1e-6 : 1000 / meta.frequencyHz;
   const frames: SpeedscopeFrame[] = [];
   const index = new Map<string, number>();
   const indexOf = (name: string): number => {
@@ -73,7 +77,7 @@ export function toSpeedscope(stacks: UniqueStacks, meta: SpeedscopeMeta): Speeds
   let endValue = 0;
   for (const stack of stacks) {
     samples.push(stack.frames.map(indexOf));
-    const weight = stack.count * msPerSample;
+    const weight = stack.count * perCount;
     weights.push(weight);
     endValue += weight;
   }
@@ -82,7 +86,7 @@ export function toSpeedscope(stacks: UniqueStacks, meta: SpeedscopeMeta): Speeds
     $schema: SPEEDSCOPE_SCHEMA,
     shared: { frames },
     profiles: [
-      { type: 'sampled', name: meta.name, unit: 'milliseconds', startValue: 0, endValue, samples, weights },
+      { type: 'sampled', name: meta.name, unit: meta.time ? 'seconds' : 'milliseconds', startValue: 0, endValue, samples, weights },
     ],
     name: meta.name,
     activeProfileIndex: 0,

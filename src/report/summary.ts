@@ -5,6 +5,7 @@
 import { commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
 import { stackPhases, stackPlugins } from './gateway.js';
 import { byCodeUnits, checkCount, type Stack } from './stack.js';
+import type { TimeWeight } from './weight.js';
 
 /** LuaJIT VM states, as counted by the sampler from `global_State.vmstate`. */
 export type VmStateName = 'interpreted' | 'compiled' | 'c' | 'gc' | 'jit' | 'exit';
@@ -53,6 +54,36 @@ export interface SummaryExtra {
   top?: number;
   /** The command the profile ran (`profile -- <command...>`). */
   command?: CommandRun;
+  /** Off-CPU and wall profiles: the stacks count µs; where the time went. */
+  time?: TimeTotals;
+}
+
+/** Where an off-CPU or wall profile's time went, in µs (src/profile/weights.ts). */
+export interface TimeTotals {
+  kind: TimeWeight;
+  /** Blocked off the CPU (not idle). */
+  blockedUs: number;
+  /** ... with Lua frames on the stack. */
+  blockedInLuaUs: number;
+  /** The event loop waiting for events: in the stacks only with --include-idle. */
+  idleUs: number;
+  idleIncluded: boolean;
+  /** Wall profiles: CPU samples as time. */
+  onCpuUs: number;
+  /** Runnable threads waiting for a CPU: not off-CPU time, not in the stacks. */
+  preemptedUs: number;
+  switchesBlocked: number;
+  switchesPreempted: number;
+  /** Blocking switches not counted (a map full, or a CPU sample tore the walk): should be 0. */
+  lostSwitches: number;
+}
+
+/** TimeTotals with the shares of the whole (idle + blocked + on CPU), 0..1. */
+export interface TimeSummary extends TimeTotals {
+  idleShare: number;
+  blockedInLuaShare: number;
+  blockedOutsideLuaShare: number;
+  onCpuShare: number;
 }
 
 export interface FunctionShare {
@@ -75,7 +106,10 @@ export interface WorkerShare extends WorkerSamples {
 
 export interface Summary {
   title: string;
+  /** Samples; in off-CPU and wall profiles µs (see `time`). */
   totalSamples: number;
+  /** Off-CPU and wall profiles only: the counts are µs, and where the time went. */
+  time?: TimeSummary;
   frequencyHz?: number;
   durationSec?: number;
   /** The command the profile ran (`profile -- <command...>`), how it ended and the requests it reported. */
@@ -224,12 +258,13 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
   if (lost !== undefined) checkCounter('lost', lost);
   if (nativeCutShort !== undefined) checkCounter('nativeCutShort', nativeCutShort);
 
-  const cost = extra.command ? requestCost(totalSamples, extra.frequencyHz, extra.command.requests) : null;
+  const cost = extra.command && !extra.time ? requestCost(totalSamples, extra.frequencyHz, extra.command.requests) : null;
 
   // Built in display order, so the JSON reads top-down like the Markdown.
   const summary: Summary = {
     title: extra.title ?? DEFAULT_TITLE,
     totalSamples,
+    ...(extra.time ? { time: timeSummary(extra.time) } : {}),
     ...(extra.frequencyHz !== undefined ? { frequencyHz: extra.frequencyHz } : {}),
     ...(extra.durationSec !== undefined ? { durationSec: extra.durationSec } : {}),
     ...(extra.command ? { command: extra.command } : {}),
@@ -246,6 +281,26 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
     counters,
   };
   return summary;
+}
+
+function timeSummary(t: TimeTotals): TimeSummary {
+  for (const [name, v] of Object.entries(t)) if (typeof v === 'number') checkCounter(`time.${name}`, v);
+  const whole = t.idleUs + t.blockedUs + t.onCpuUs;
+  return {
+    ...t,
+    idleShare: share(t.idleUs, whole),
+    blockedInLuaShare: share(t.blockedInLuaUs, whole),
+    blockedOutsideLuaShare: share(t.blockedUs - t.blockedInLuaUs, whole),
+    onCpuShare: share(t.onCpuUs, whole),
+  };
+}
+
+/** "98.0% idle, 1.6% blocked in Lua, ...": the headline of an off-CPU or wall profile. */
+export function timeHeadline(t: TimeSummary): string {
+  const p = (f: number) => `${(f * 100).toFixed(1)}%`;
+  const parts = [`${p(t.idleShare)} idle`, `${p(t.blockedInLuaShare)} blocked in Lua`, `${p(t.blockedOutsideLuaShare)} blocked outside Lua`];
+  if (t.kind === 'wall') parts.push(`${p(t.onCpuShare)} on CPU`);
+  return parts.join(', ');
 }
 
 /** The summary as pretty-printed JSON, ending with a newline. */
@@ -299,10 +354,23 @@ function commandMarkdown(summary: Summary): string {
 export function renderSummaryMarkdown(summary: Summary): string {
   const out: string[] = [];
   const total = summary.totalSamples;
+  const time = summary.time;
+  // What a count is, and what the shares are of.
+  const unit = time ? 'µs' : 'samples';
+  const measure = !time ? 'CPU' : time.kind === 'off_cpu' ? 'Blocked time' : 'Wall time';
   out.push(`### ${markdownText(summary.title)}`, '');
+  if (time) {
+    const idle = time.idleIncluded ? 'idle included in the tables' : 'idle left out of the tables';
+    out.push(
+      `**${timeHeadline(time)}** (${seconds(time.idleUs / 1e6)} idle, ${seconds(time.blockedUs / 1e6)} blocked` +
+        `${time.kind === 'wall' ? `, ${seconds(time.onCpuUs / 1e6)} on CPU` : ''}; ${idle}; ` +
+        `${time.switchesBlocked} blocking switches, ${time.lostSwitches} lost; preempted: ${time.switchesPreempted} times, ${seconds(time.preemptedUs / 1e6)}, not counted)`,
+      '',
+    );
+  }
 
-  const head = [`**${total} samples**`];
-  if (summary.frequencyHz !== undefined) head.push(`at ${summary.frequencyHz} Hz`);
+  const head = [`**${total} ${unit}**`];
+  if (summary.frequencyHz !== undefined && (!time || time.kind === 'wall')) head.push(`at ${summary.frequencyHz} Hz`);
   if (summary.durationSec !== undefined) head.push(`over ${seconds(summary.durationSec)}`);
   const facts = [head.join(' ')];
   if (summary.workers.length > 0) {
@@ -317,7 +385,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
   if (summary.command) out.push(commandMarkdown(summary), '');
 
   if (summary.workers.length > 0) {
-    out.push('| Worker pid | Samples | Share |', '|---|---:|---:|');
+    out.push(`| Worker pid | ${time ? 'µs' : 'Samples'} | Share |`, '|---|---:|---:|');
     for (const w of summary.workers) {
       const inContainer = w.containerPid !== undefined ? ` (${w.containerPid} in container)` : '';
       out.push(`| ${w.pid}${inContainer} | ${w.samples} | ${pct(w.share)} |`);
@@ -326,8 +394,8 @@ export function renderSummaryMarkdown(summary: Summary): string {
   }
 
   if (total > 0) {
-    out.push('**CPU by plugin** (self: in the plugin\'s own code and what it calls in C; total: the plugin anywhere on the stack)', '');
-    if (summary.plugins.length === 0) out.push('No APISIX or Kong plugin code in these samples.', '');
+    out.push(`**${measure} by plugin** (self: in the plugin\'s own code and what it calls in C; total: the plugin anywhere on the stack)`, '');
+    if (summary.plugins.length === 0) out.push(`No APISIX or Kong plugin code in these ${time ? 'stacks' : 'samples'}.`, '');
     else {
       out.push('| # | Plugin | Self | Total |', '|---:|---|---:|---:|');
       summary.plugins.forEach((r, i) => {
@@ -335,7 +403,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
       });
       out.push('');
     }
-    out.push('**CPU by nginx phase** (self: charged to the phase; total: the phase on the stack, with filters it ran)', '');
+    out.push(`**${measure} by nginx phase** (self: charged to the phase; total: the phase on the stack, with filters it ran)`, '');
     out.push('| # | Phase | Self | Total |', '|---:|---|---:|---:|');
     summary.phases.forEach((r, i) => {
       out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
@@ -343,7 +411,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
     out.push('');
   }
 
-  out.push('| VM activity | Samples | Share |', '|---|---:|---:|');
+  out.push(`| VM activity | ${time ? 'µs' : 'Samples'} | Share |`, '|---|---:|---:|');
   for (const [state, frame] of VM_FRAMES) {
     out.push(`| ${markdownCode(frame)} on stack | ${summary.vmFrames[state]} | ${pct(share(summary.vmFrames[state], total))} |`);
   }
@@ -353,7 +421,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
     // the stacks' total (e.g. samples outside the VM are not classified).
     const states = summary.vmStates;
     const counted = VM_STATE_ORDER.reduce((sum, s) => sum + states[s], 0);
-    out.push('| LuaJIT VM state | Samples | Share |', '|---|---:|---:|');
+    out.push(`| LuaJIT VM state | ${time ? 'µs' : 'Samples'} | Share |`, '|---|---:|---:|');
     for (const state of VM_STATE_ORDER) {
       out.push(`| ${VM_STATE_LABELS[state]} | ${states[state]} | ${pct(share(states[state], counted))} |`);
     }
@@ -363,7 +431,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
   const table = (heading: string, rows: FunctionShare[]): void => {
     out.push(`**${heading}**`, '');
     if (rows.length === 0) {
-      out.push('No samples.', '');
+      out.push(time ? 'No stacks.' : 'No samples.', '');
       return;
     }
     out.push('| # | Function | Self | Total |', '|---:|---|---:|---:|');
@@ -372,7 +440,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
     });
     out.push('');
   };
-  table('Top functions by self samples', summary.topSelf);
-  table('Top functions by total samples', summary.topTotal);
+  table(`Top functions by self ${time ? 'time' : 'samples'}`, summary.topSelf);
+  table(`Top functions by total ${time ? 'time' : 'samples'}`, summary.topTotal);
   return `${out.join('\n').trimEnd()}\n`;
 }

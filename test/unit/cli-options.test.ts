@@ -57,6 +57,7 @@ describe('profile (the default command)', () => {
       unwind: 'cfi',
       btf: '/sys/kernel/btf/vmlinux',
       maxStacks: 16384,
+      mode: 'cpu',
       width: 1200,
       minwidth: { px: 0.1 },
       colors: 'kind',
@@ -69,7 +70,7 @@ describe('profile (the default command)', () => {
       'profile', '-p', '7', '-d', '2.5', '-F', '499', '-o', 'a.svg', '--folded', 'a.folded', '--pprof', 'a.pb.gz',
       '--speedscope', 'a.json', '--json', 's.json', '--summary', 's.md', '--top', '5', '--no-kernel', '--title', 'T',
       '--width', '800', '--minwidth', '0.5%', '--inverted', '--colors', 'mono', '--log-level', 'debug', '--log-format', 'json',
-      '--lines', 'current', '--unwind', 'fp', '--max-stacks', '64',
+      '--lines', 'current', '--unwind', 'fp', '--max-stacks', '64', '--mode', 'wall', '--include-idle',
     );
     expect(p.command).toBe('profile');
     expect(p.opts).toEqual({
@@ -88,6 +89,8 @@ describe('profile (the default command)', () => {
       unwind: 'fp',
       btf: '/sys/kernel/btf/vmlinux',
       maxStacks: 64,
+      mode: 'wall',
+      includeIdle: true,
       title: 'T',
       width: 800,
       minwidth: { percent: 0.5 },
@@ -101,6 +104,7 @@ describe('profile (the default command)', () => {
   it.each([
     [['--pid', '0'], "option '-p, --pid <pid>' argument '0' is invalid. pid must be a whole number from 1 to 4194304"],
     [['--pid', '1', '--lines', 'nearby'], "option '--lines <mode>' argument 'nearby' is invalid. Allowed choices are definition, current."],
+    [['--pid', '1', '--mode', 'offcpu'], "option '--mode <mode>' argument 'offcpu' is invalid. Allowed choices are cpu, off-cpu, wall."],
     [['--pid', '1', '--frequency', 'fast'], "option '-F, --frequency <hz>' argument 'fast' is invalid. frequency must be a whole number from 1 to 10000"],
     [['--pid', '1', '--duration', '-3'], "option '-d, --duration <seconds>' argument '-3' is invalid. duration must be a number of seconds above 0 and at most 86400"],
     [['--pid', '1', '--max-stacks', '0'], "option '--max-stacks <n>' argument '0' is invalid. max-stacks must be a whole number from 1 to 1048576"],

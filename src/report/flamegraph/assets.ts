@@ -3,8 +3,9 @@
 // CDATA sections, so neither may contain the sequence "]]>".
 //
 // The script reads everything it needs from the document:
-//   <g id="frames" data-x0 data-span data-cw>  left edge and width of the
-//       root frame in pixels, and the width of one label character;
+//   <g id="frames" data-x0 data-span data-cw [data-unit]>  left edge and width of the
+//       root frame in pixels, the width of one label character, and what a
+//       count is (default samples; off-CPU profiles: µs);
 //   <g class="f" data-x data-w data-d>  a frame's offset and width in
 //       samples, and its depth (0 = root); frames come in depth-first
 //       pre-order, root first, so offsets never decrease;
@@ -45,6 +46,7 @@ export const FLAMEGRAPH_SCRIPT = `
   var x0 = Number(box.getAttribute('data-x0'));
   var span = Number(box.getAttribute('data-span'));
   var cw = Number(box.getAttribute('data-cw'));
+  var unit = box.getAttribute('data-unit') || 'samples';
   var frames = [];
   var gs = box.getElementsByTagName('g');
   for (var i = 0; i < gs.length; i++) {
@@ -145,7 +147,7 @@ export const FLAMEGRAPH_SCRIPT = `
     }
     if (matched) {
       matched.textContent = text
-        ? 'Matched: ' + (covered * 100 / root.w).toFixed(2) + '% (' + covered + ' of ' + root.w + ' samples)'
+        ? 'Matched: ' + (covered * 100 / root.w).toFixed(2) + '% (' + covered + ' of ' + root.w + ' ' + unit + ')'
         : '';
     }
     if (searchButton) searchButton.textContent = text ? 'Reset search' : 'Search';

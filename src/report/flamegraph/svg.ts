@@ -29,6 +29,8 @@ export interface FlameGraphOptions {
   inverted?: boolean;
   /** Colour scheme of the plain flame graph (see ColorScheme). Default "kind". */
   colors?: ColorScheme;
+  /** What the stacks' counts are, in tooltips and the search's match line. Default "samples" (off-CPU: "µs"). */
+  unit?: string;
 }
 
 const DEFAULTS = {
@@ -126,10 +128,10 @@ export interface FramePainter {
   info(node: FrameNode, rect: FrameRect, rootTotal: number): string;
 }
 
-function plainPainter(scheme: ColorScheme): FramePainter {
+function plainPainter(scheme: ColorScheme, unit: string): FramePainter {
   return {
     fill: (node) => frameColor(node.name, scheme),
-    info: (node, _rect, rootTotal) => `${node.name} (${node.total} samples, ${percent(node.total, rootTotal)}%)`,
+    info: (node, _rect, rootTotal) => `${node.name} (${node.total} ${unit}, ${percent(node.total, rootTotal)}%)`,
   };
 }
 
@@ -145,7 +147,7 @@ export function renderFlameGraph(stacks: readonly Stack[], options: FlameGraphOp
   if (!COLOR_SCHEMES.includes(colors)) {
     throw new RangeError(`flame graph option colors must be one of ${COLOR_SCHEMES.join(', ')}, got ${String(colors)}`);
   }
-  return renderFrameTree(mergeStacks(stacks, ROOT_NAME), options, plainPainter(colors));
+  return renderFrameTree(mergeStacks(stacks, ROOT_NAME), options, plainPainter(colors, options.unit ?? 'samples'));
 }
 
 /**
@@ -209,6 +211,7 @@ export function renderFrameTree(root: FrameNode, options: FlameGraphOptions, pai
   out.push(`<text id="search" x="${px(width - PAD_X)}" y="${TITLE_Y}" text-anchor="end">Search</text>`);
   out.push(
     `<g id="frames" data-x0="${PAD_X}" data-span="${px(span)}" data-cw="${px(charWidth)}"` +
+      (options.unit !== undefined && options.unit !== 'samples' ? ` data-unit="${escapeXml(options.unit)}"` : '') +
       ` font-size="${px(fontSize)}">`,
   );
   const total = root.total;
