@@ -1,0 +1,190 @@
+// Off-CPU and wall-clock profiles against the fixture's blocking handlers
+// (fixtures/app/blocking.lua): os.execute of a sleep, a blocking read of a
+// pipe through io.*, FFI usleep and poll. Each handler measures its own time
+// off the CPU (wall time less CPU time); the profile's share of blocked time
+// per function must be within 3 pp of it, with the JIT on and off. The
+// event loop's idle wait is reported apart and left out of the graph unless
+// --include-idle; no blocking switch is lost.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseFolded } from '../../src/report/fold.js';
+import { decodePprof } from '../../src/report/pprof.js';
+import type { Summary } from '../../src/report/summary.js';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+import { definitionLine, type Fixture, requireRoot, runCli, startFixture, startLoad } from '../support/fixture.js';
+
+const TOLERANCE_PP = 3;
+const FUNCTIONS = ['exec_sleep', 'pipe_read', 'ffi_usleep', 'ffi_poll'] as const;
+type Fn = (typeof FUNCTIONS)[number];
+type Truth = Record<Fn, number>;
+
+/**
+ * Which blocking function a stack blocked in: its Lua frame (by definition
+ * line), or for the FFI calls, which a compiled trace may inline into their
+ * caller, the C function called.
+ */
+function blockedIn(frames: readonly string[]): Fn | null {
+  for (const fn of FUNCTIONS) {
+    const line = definitionLine(fn, 'blocking.lua');
+    if (frames.some((f) => f.endsWith(`blocking.lua:${line})`))) return fn;
+  }
+  if (!frames.some((f) => f.includes('blocking.lua:'))) return null;
+  if (frames.includes('usleep')) return 'ffi_usleep';
+  if (frames.includes('__poll') || frames.includes('poll')) return 'ffi_poll';
+  return null;
+}
+
+/** Each function's share (%) of the blocked time in the blocking functions. */
+function profileShares(folded: string, onlyLeaf?: string): Record<Fn, number> {
+  const us = Object.fromEntries(FUNCTIONS.map((f) => [f, 0])) as Record<Fn, number>;
+  for (const s of parseFolded(folded)) {
+    if (onlyLeaf && s.frames[s.frames.length - 1] !== onlyLeaf) continue;
+    const fn = blockedIn(s.frames);
+    if (fn) us[fn] += s.count;
+  }
+  const total = FUNCTIONS.reduce((sum, f) => sum + us[f], 0);
+  return Object.fromEntries(FUNCTIONS.map((f) => [f, total ? (100 * us[f]) / total : 0])) as Record<Fn, number>;
+}
+
+function truthShares(t: Truth): Record<Fn, number> {
+  const total = FUNCTIONS.reduce((sum, f) => sum + t[f], 0);
+  return Object.fromEntries(FUNCTIONS.map((f) => [f, (100 * t[f]) / total])) as Record<Fn, number>;
+}
+
+interface OffCpuRun {
+  code: number | null;
+  stderr: string;
+  folded: string;
+  summary: Summary;
+  pprof: Buffer;
+  truth: Truth | null;
+}
+
+async function profile(fixture: Fixture, args: string[]): Promise<OffCpuRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-offcpu-'));
+  try {
+    let truth: Truth | null = null;
+    let resetDone: Promise<unknown> | null = null;
+    const out = (name: string) => join(dir, name);
+    const { code, stderr } = await runCli(
+      ['--pid', String(fixture.master), '--duration', '6', ...args, '-o', out('out.svg'), '--folded', out('out.folded'), '--json', out('out.json'), '--pprof', out('out.pb.gz')],
+      async (line) => {
+        if (line.includes('"msg":"sampling"')) resetDone = fixture.get('/block/reset');
+        if (line.includes('"msg":"sampling stopped"')) {
+          await resetDone;
+          truth = JSON.parse(await fixture.get('/block/truth')) as Truth;
+        }
+      },
+    );
+    const read = (name: string) => {
+      try {
+        return readFileSync(out(name));
+      } catch {
+        return Buffer.alloc(0);
+      }
+    };
+    const json = read('out.json').toString();
+    return { code, stderr, folded: read('out.folded').toString(), summary: (json ? JSON.parse(json) : {}) as Summary, pprof: read('out.pb.gz'), truth };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function expectShares(run: OffCpuRun, label: string, onlyLeaf?: string): void {
+  expect(run.truth, 'the profiler never logged its phases').not.toBeNull();
+  const truth = truthShares(run.truth!);
+  const got = profileShares(run.folded, onlyLeaf);
+  const report = Object.fromEntries(FUNCTIONS.map((f) => [f, { profile: Number(got[f].toFixed(2)), truth: Number(truth[f].toFixed(2)) }]));
+  const worst = Math.max(...FUNCTIONS.map((f) => Math.abs(got[f] - truth[f])));
+  console.log(`off-CPU share error ${label}: max ${worst.toFixed(2)} pp`, JSON.stringify(report));
+  for (const f of FUNCTIONS) {
+    expect(truth[f], `${f} did not block`).toBeGreaterThan(5);
+    expect(Math.abs(got[f] - truth[f]), `${f}: ${JSON.stringify(report[f])}`).toBeLessThan(TOLERANCE_PP);
+  }
+}
+
+function sampleTypes(pprof: Buffer): string[] {
+  const p = Profile.decode(gunzipSync(pprof));
+  const text = p.stringTable.strings;
+  return p.sampleType.map((t) => `${text[Number(t.type)]}/${text[Number(t.unit)]}`);
+}
+
+beforeAll(() => requireRoot());
+
+for (const jit of ['jit-on', 'jit-off'] as const) {
+  describe(`off-CPU profile of the blocking handlers, ${jit}`, () => {
+    let fixture: Fixture;
+    let load: ReturnType<typeof startLoad>;
+
+    beforeAll(async () => {
+      fixture = await startFixture({ jit });
+      for (let i = 0; i < 5; i++) await fixture.get('/block');
+      // One connection: the worker alternates between blocking in Lua and
+      // waiting in its event loop for the next request.
+      load = startLoad(fixture.port, '/block', 60, 1);
+    });
+
+    afterAll(async () => {
+      load?.child.kill();
+      await load?.done;
+      await fixture?.stop();
+    });
+
+    it(`puts each blocking function within ${TOLERANCE_PP} pp of its own measurement, idle apart, nothing lost`, async () => {
+      const run = await profile(fixture, ['--mode', 'off-cpu']);
+      expect(run.code, run.stderr).toBe(0);
+      expectShares(run, `off-cpu ${jit}`);
+      const time = run.summary.time!;
+      expect(time.kind).toBe('off_cpu');
+      expect(time.switchesBlocked).toBeGreaterThan(100);
+      expect(time.lostSwitches).toBe(0);
+      expect(run.summary.lost).toBe(0);
+      // Idle is measured but not drawn: no stack without Lua waits in epoll.
+      expect(time.idleUs).toBeGreaterThan(0);
+      expect(time.idleIncluded).toBe(false);
+      expect(time.blockedInLuaShare).toBeGreaterThan(0.5);
+      expect(run.stderr).toMatch(/\d+\.\d% idle, \d+\.\d% blocked in Lua/);
+      const stacks = parseFolded(run.folded);
+      expect(stacks.some((s) => s.frames.includes('[idle]'))).toBe(false);
+      expect(stacks.some((s) => s.frames.includes('epoll_wait') && !s.frames.some((f) => f.includes('.lua:')))).toBe(false);
+      // The switch itself is cut: blocked stacks end where the thread chose to sleep.
+      expect(stacks.some((s) => s.frames.some((f) => f.startsWith('bpf_trace_run') || f === '__schedule_[k]'))).toBe(false);
+      expect(stacks.some((s) => s.frames.includes('anon_pipe_read_[k]') || s.frames.includes('pipe_read_[k]'))).toBe(true);
+      // Weights are time: the folded total is the blocked µs; pprof in ns.
+      const foldedUs = stacks.reduce((sum, s) => sum + s.count, 0);
+      expect(foldedUs).toBe(time.blockedUs);
+      expect(foldedUs).toBeGreaterThan(2_000_000); // most of 6 s blocked in the handlers
+      expect(sampleTypes(run.pprof)).toEqual(['off_cpu/nanoseconds']);
+      const pprofNs = decodePprof(run.pprof).reduce((sum, s) => sum + s.count, 0);
+      expect(pprofNs).toBe(foldedUs * 1000);
+    });
+
+    it('keeps the idle wait under [idle] with --include-idle', async () => {
+      const run = await profile(fixture, ['--mode', 'off-cpu', '--include-idle', '--duration', '3']);
+      expect(run.code, run.stderr).toBe(0);
+      const idle = parseFolded(run.folded).filter((s) => s.frames[0] === '[idle]');
+      expect(idle.length).toBeGreaterThan(0);
+      expect(idle.every((s) => s.frames.includes('epoll_wait') || s.frames.includes('do_epoll_wait_[k]'))).toBe(true);
+      expect(run.summary.time!.idleIncluded).toBe(true);
+      expect(idle.reduce((sum, s) => sum + s.count, 0)).toBe(run.summary.time!.idleUs);
+    });
+
+    it('wall mode: CPU samples and blocked time in one graph, both in µs', async () => {
+      const run = await profile(fixture, ['--mode', 'wall', '--frequency', '499']);
+      expect(run.code, run.stderr).toBe(0);
+      const time = run.summary.time!;
+      expect(time.kind).toBe('wall');
+      expect(time.onCpuUs).toBeGreaterThan(0);
+      expect(time.lostSwitches).toBe(0);
+      const stacks = parseFolded(run.folded);
+      const offCpu = stacks.filter((s) => s.frames[s.frames.length - 1] === '[off-CPU]');
+      expect(offCpu.length).toBeGreaterThan(0);
+      expect(stacks.length).toBeGreaterThan(offCpu.length);
+      expectShares(run, `wall ${jit}`, '[off-CPU]');
+      expect(sampleTypes(run.pprof)).toEqual(['wall/nanoseconds']);
+    });
+  });
+}
