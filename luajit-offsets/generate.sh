@@ -277,6 +277,8 @@ has_field() {
   printf '#include <stddef.h>\n#include "lj_obj.h"\n#include "lj_jit.h"\nint probe = (int)offsetof(%s, %s);\n' "$1" "$2" \
     | gcc -fsyntax-only -x c "${CFLAGS[@]}" - 2>/dev/null && echo 1 || echo 0
 }
+# A field every release has must probe as present, or the probe itself is broken.
+[ "$(has_field SnapShot mapofs)" = 1 ] || die "cannot compile a probe against $BUILDDIR/src headers"
 HAVE_SNAP_MCOFS=$(has_field SnapShot mcofs)
 [ "$HAVE_SNAP_MCOFS" = 1 ] || log "this tree's SnapShot has no mcofs: snap_mcofs = -1"
 gcc -O0 -o "$TMP/offsets" "${CFLAGS[@]}" -DOFFSETS_HAVE_SNAP_MCOFS="$HAVE_SNAP_MCOFS" "$HERE/offsets.c"
