@@ -19,6 +19,7 @@
 #include "walk_state.bpf.h"
 #include "maps.bpf.h"
 #include "helpers.bpf.h"
+#include "lua_thread.bpf.h"
 
 #define LJ_TVALUE_SIZE 8
 #define LJ_FRAME_TYPE 3
@@ -317,7 +318,7 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 				      struct sample_key *key, __u64 id)
 {
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	__u64 G = st->g, L = 0, jit_base = 0, stack, base, leaf_pc = 0;
+	__u64 G = st->g, L = 0, jit_base = 0, stack, base, cframe, leaf_pc = 0;
 	__u8 l_head[LJ_L_HEAD_SIZE] = {};
 	struct walk_scratch *ws;
 	struct lua_walk *w;
@@ -342,11 +343,21 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 		return id;
 	/*
 	 * cur_L keeps pointing at the last running lua_State after the VM
-	 * returns to C; its cframe is NULL then. Non-NULL: we are inside the
-	 * VM or in C code it called.
+	 * returns to C; its cframe is NULL then (or, never seen, a frame
+	 * below rsp that is gone). Then either no VM entry is on the stack
+	 * (nginx's own work) or cur_L is stale: a nested entry for another
+	 * thread (ngx_lua's body filter run by ngx.say) returned to C code
+	 * that the running thread called. The stack's innermost VM entry
+	 * says which (lua_thread.bpf.h).
 	 */
-	if (!block_u64(l_head, LJ_L_HEAD_SIZE, off->L_cframe))
-		return id;
+	cframe = block_u64(l_head, LJ_L_HEAD_SIZE, off->L_cframe) & LJ_CFRAME_RAWMASK;
+	if (!cframe || (uregs && cframe < BPF_CORE_READ(uregs, sp))) {
+		if (!uregs)
+			return id;
+		L = running_thread_on_stack(st, uregs, key->pid);
+		if (!L || bpf_probe_read_user(l_head, verifier_mask(l_size, LJ_L_HEAD_SIZE - 1), (void *)L))
+			return id;
+	}
 	stack = l_head_ref(off, l_head, off->L_stack);
 	if (!stack)
 		return id;
