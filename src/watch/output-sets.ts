@@ -69,8 +69,12 @@ export function filesBeyondKeep(fileNames: readonly string[], tag: string, keep:
 // ---------------------------------------------------------------------------
 // File operations.
 
-/** A fresh incoming directory for this stem (an old one of the same name is emptied first). */
+/**
+ * A fresh incoming directory for this stem (an old one of the same name is
+ * emptied first); --out-dir is made again if it was removed meanwhile.
+ */
 export function makeIncomingDir(outDir: string, stem: string): string {
+  mkdirSync(outDir, { recursive: true });
   const dir = join(outDir, incomingDirName(stem));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);

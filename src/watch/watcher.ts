@@ -53,7 +53,8 @@ export async function runWatch(target: WatchTarget, settings: WatchSettings, dep
       const percent = cpuPercent(last, reading);
       const decision = step(settings, state, { kind: 'cpu', from: last.at, to: reading.at, percent });
       state = decision.state;
-      log.trace({ cpuPercent: Number(percent.toFixed(1)), pids, phase: state.phase }, 'cpu');
+      // Guarded: the record would be built every second for nothing.
+      if (log.isLevelEnabled('trace')) log.trace({ cpuPercent: round1(percent), pids, phase: state.phase }, 'cpu');
       if (decision.fire) {
         await profileOnce(target, settings, decision.fire, deps);
         state = step(settings, state, { kind: 'profile-ended', at: now() }).state;
@@ -72,7 +73,16 @@ export async function runWatch(target: WatchTarget, settings: WatchSettings, dep
 async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: Firing, deps: WatchDeps): Promise<void> {
   const { log, signal } = deps;
   const stem = setStem(new Date(), target.tag);
-  const incoming = makeIncomingDir(settings.outDir, stem);
+  const tripped = `CPU ${fire.meanPercent.toFixed(0)}% for ${fire.overSec.toFixed(1)} s (peak ${fire.peakPercent.toFixed(0)}%, above ${settings.cpuAbove}%)`;
+  const fields = { cpuMeanPercent: round1(fire.meanPercent), cpuPeakPercent: round1(fire.peakPercent), overSec: round1(fire.overSec) };
+  let incoming: string;
+  try {
+    incoming = makeIncomingDir(settings.outDir, stem);
+  } catch (err) {
+    // The directory went away or filled up since the start: say so, cool down, try again next time.
+    log.error(fields, `${tripped}: no profile taken: cannot write to ${settings.outDir}: ${(err as Error).message}`);
+    return;
+  }
   const child = deps.startProfile({ targetArgs: target.profileArgs, durationSec: settings.durationSec, frequency: settings.frequency, dir: incoming, stem });
   // First signal: the child stops early and still writes. A second one
   // exits this process at once (the CLI's rule): the child is told a
@@ -97,13 +107,11 @@ async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: F
     process.off('exit', onExit);
   }
 
-  const tripped = `CPU ${fire.meanPercent.toFixed(0)}% for ${fire.overSec.toFixed(1)} s (peak ${fire.peakPercent.toFixed(0)}%, above ${settings.cpuAbove}%)`;
-  const fields = { cpuMeanPercent: round1(fire.meanPercent), cpuPeakPercent: round1(fire.peakPercent), overSec: round1(fire.overSec), profileExit: result.code };
   const early = signal.aborted ? ` (stopped early by ${String(signal.reason)})` : '';
   if (result.code !== 0) {
     rmSync(incoming, { recursive: true, force: true });
     const why = result.code === null ? `ended by ${result.signal}` : `exit ${result.code}`;
-    log.warn(fields, `${tripped}: profile failed (${why}${result.problem ? `: ${result.problem}` : ''}); nothing written${early}`);
+    log.warn({ ...fields, profileExit: result.code }, `${tripped}: profile failed (${why}${result.problem ? `: ${result.problem}` : ''}); nothing written${early}`);
     return;
   }
   let files: string[];
@@ -113,13 +121,13 @@ async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: F
     deleted = pruneSets(settings.outDir, target.tag, settings.keep);
   } catch (err) {
     rmSync(incoming, { recursive: true, force: true });
-    log.error(fields, `${tripped}: profiled, but the set could not be put in ${settings.outDir}: ${(err as Error).message}`);
+    log.error({ ...fields, profileExit: result.code }, `${tripped}: profiled, but the set could not be put in ${settings.outDir}: ${(err as Error).message}`);
     return;
   }
   const exts = files.map((f) => f.slice(f.lastIndexOf('.') + 1)).join(',');
   const pruned = deleted.length > 0 ? `; ${deleted.length} file(s) of older sets deleted (--keep ${settings.keep})` : '';
   log.info(
-    { ...fields, files, deleted },
+    { ...fields, profileExit: result.code, files, deleted },
     `${tripped}: profiled ${result.summary ?? ''}${early}; wrote ${join(settings.outDir, stem)}.{${exts}}${pruned}`,
   );
 }

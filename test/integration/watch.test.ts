@@ -91,10 +91,10 @@ function locksOf(pids: number[]): string[] {
 
 const SET = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-pid\d+\.(svg|folded|json)$/;
 
-/** The sets in a directory: stem -> its extensions. */
-function setsIn(dir: string): Map<string, string[]> {
+/** The sets in a directory (or among these names of its files): stem -> its extensions. */
+function setsIn(dir: string, names = readdirSync(dir)): Map<string, string[]> {
   const sets = new Map<string, string[]>();
-  for (const name of readdirSync(dir)) {
+  for (const name of names) {
     expect(name, `${dir} holds only whole sets`).toMatch(SET);
     const stem = name.slice(0, name.lastIndexOf('.'));
     sets.set(stem, [...(sets.get(stem) ?? []), name.slice(stem.length + 1)].sort());
@@ -189,9 +189,14 @@ describe('watch', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
-  it('follows the workers a reload starts', async () => {
+  it('follows the workers a reload starts, and keeps the newest --keep sets of its target only', async () => {
     const dir = outDir();
-    const w = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '2', '--cooldown', '60', '--out-dir', dir]);
+    // Older sets of this target (two go, one stays with --keep 2), another target's, and a file of the user's.
+    const old = ['2020-01-01T00-00-00Z', '2020-01-02T00-00-00Z', '2020-01-03T00-00-00Z'].map((t) => `${t}-pid${fixture.master}`);
+    const others = ['2019-01-01T00-00-00Z-pid1.svg', '2019-01-01T00-00-00Z-pid1.json', 'notes.txt'];
+    for (const stem of old) for (const ext of ['svg', 'folded', 'json']) writeFileSync(join(dir, `${stem}.${ext}`), '');
+    for (const name of others) writeFileSync(join(dir, name), '');
+    const w = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '2', '--cooldown', '60', '--keep', '2', '--out-dir', dir]);
     await waitUntil(() => w.records.some((r) => r.msg.startsWith('watching ')), 'the watch to start', 20_000);
     const before = fixture.workers();
     await run('nginx', ['-p', fixture.prefix, '-c', 'conf/nginx.conf', '-s', 'reload']);
@@ -200,7 +205,13 @@ describe('watch', () => {
     const load = startLoad(fixture.port, '/work', 10, 4);
     await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000);
     await load.done;
-    const [stem] = setsIn(dir).keys();
+    expect(triggers(w)[0].msg).toContain('6 file(s) of older sets deleted (--keep 2)');
+    const mine = readdirSync(dir).filter((n) => !others.includes(n));
+    const sets = setsIn(dir, mine);
+    expect([...sets.keys()].sort()).toHaveLength(2);
+    expect(sets.has(old[2])).toBe(true);
+    for (const name of others) expect(existsSync(join(dir, name)), name).toBe(true);
+    const stem = [...sets.keys()].find((k) => k !== old[2])!;
     const summary = JSON.parse(readFileSync(join(dir, `${stem}.json`), 'utf8')) as { workers: { pid: number; samples: number }[] };
     // The CPU that tripped it and the profile are the new worker's.
     expect(summary.workers.map((w) => w.pid)).toEqual(after);
