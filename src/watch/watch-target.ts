@@ -3,8 +3,8 @@
 // the ones it stops are not, and how to tell the profile the same target.
 import type { Logger } from 'pino';
 import { CliError, ExitCode } from '../errors.js';
-import { cpuTimeMs, expandTarget, isNginxMaster, listProcesses, readProcess, workersOfMaster } from '../target/processes.js';
-import { resolveContainerTargets } from '../target/resolve-container-targets.js';
+import { cpuTimeMs, expandTarget, isNginxMaster, listProcesses, readProcess as readProcessIn, workersOfMaster } from '../target/processes.js';
+import { resolveContainerTargets, type ResolveContainerTargetsOptions } from '../target/resolve-container-targets.js';
 import type { CpuReading } from './cpu-meter.js';
 import { targetTag } from './output-sets.js';
 
@@ -17,6 +17,8 @@ export interface WatchTarget {
   profileArgs: string[];
   /** The processes to read now; null once the target is gone (the master or the container's masters exited). */
   current(): number[] | null;
+  /** Their CPU time now (`at`: seconds on a monotonic clock); one that exited meanwhile is left out. */
+  readCpu(pids: readonly number[], at: number): CpuReading;
 }
 
 export interface WatchTargetRef {
@@ -24,15 +26,20 @@ export interface WatchTargetRef {
   container?: string;
 }
 
-export async function resolveWatchTarget(ref: WatchTargetRef, log: Logger): Promise<WatchTarget> {
+/** The Docker client and /proc root (tests give a fake dockerd and a fake /proc). */
+export async function resolveWatchTarget(ref: WatchTargetRef, log: Logger, options: ResolveContainerTargetsOptions = {}): Promise<WatchTarget> {
+  const procRoot = options.procRoot ?? '/proc';
+  const readProcess = (pid: number) => readProcessIn(pid, procRoot);
+  const readCpu = (pids: readonly number[], at: number) => readCpuIn(pids, at, procRoot);
   if (ref.container !== undefined) {
-    const targets = await resolveContainerTargets(ref.container, undefined, log);
+    const targets = await resolveContainerTargets(ref.container, undefined, log, { ...options, procRoot });
     const masters = targets.masterPids;
     const list = targets.discover ?? (() => targets.pids.filter((pid) => readProcess(pid) !== null));
     return {
       tag: targetTag({ container: ref.container }),
       label: targets.label,
       profileArgs: ['--container', ref.container],
+      readCpu,
       current: () => {
         const pids = list();
         // No worker for a moment (a reload) is not the end; masters gone is.
@@ -44,14 +51,14 @@ export async function resolveWatchTarget(ref: WatchTargetRef, log: Logger): Prom
   const pid = ref.pid as number;
   const proc = readProcess(pid);
   if (!proc) throw new CliError(`no process with pid ${pid}: check the pid (e.g. pgrep -a nginx)`, ExitCode.TargetNotFound);
-  const base = { tag: targetTag({ pid }), label: `pid ${pid}`, profileArgs: ['--pid', String(pid)] };
+  const base = { tag: targetTag({ pid }), label: `pid ${pid}`, profileArgs: ['--pid', String(pid)], readCpu };
   if (!isNginxMaster(proc)) {
     return { ...base, current: () => (readProcess(pid) === null ? null : [pid]) };
   }
-  if (expandTarget(proc, listProcesses()).length === 0) {
+  if (expandTarget(proc, listProcesses(procRoot)).length === 0) {
     throw new CliError(`nginx master ${pid} has no worker processes`, ExitCode.TargetNotFound);
   }
-  const workers = workersOfMaster(pid)!;
+  const workers = workersOfMaster(pid, procRoot)!;
   return {
     ...base,
     current: () => {
@@ -62,11 +69,10 @@ export async function resolveWatchTarget(ref: WatchTargetRef, log: Logger): Prom
   };
 }
 
-/** Each process's CPU time now; one that exited meanwhile is left out. */
-export function readCpu(pids: readonly number[], at: number): CpuReading {
+function readCpuIn(pids: readonly number[], at: number, procRoot: string): CpuReading {
   const cpuMs = new Map<number, number>();
   for (const pid of pids) {
-    const ms = cpuTimeMs(pid);
+    const ms = cpuTimeMs(pid, procRoot);
     if (ms !== null) cpuMs.set(pid, ms);
   }
   return { at, cpuMs };

@@ -10,7 +10,7 @@ import { cpuPercent, type CpuReading } from './cpu-meter.js';
 import { makeIncomingDir, publishSet, pruneSets, removeStaleIncoming, setStem } from './output-sets.js';
 import type { ProfileChild, ProfileChildOptions, ProfileChildResult } from './profile-child.js';
 import { ARMED, step, type Firing, type TriggerSettings, type TriggerState } from './trigger.js';
-import { readCpu, type WatchTarget } from './watch-target.js';
+import type { WatchTarget } from './watch-target.js';
 
 export interface WatchSettings extends TriggerSettings {
   durationSec: number;
@@ -48,7 +48,7 @@ export async function runWatch(target: WatchTarget, settings: WatchSettings, dep
     }
     const pids = target.current();
     if (pids === null) return 'target-gone';
-    const reading = readCpu(pids, now());
+    const reading = target.readCpu(pids, now());
     if (last) {
       const percent = cpuPercent(last, reading);
       const decision = step(settings, state, { kind: 'cpu', from: last.at, to: reading.at, percent });
