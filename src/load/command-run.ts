@@ -26,12 +26,13 @@ export interface CommandRun {
 
 /**
  * A command failed when it exited with a status other than 0, or a signal
- * ended it that apisix-profile did not send (a command it stopped has not
- * failed: it was asked to end).
+ * ended it. One that apisix-profile asked to end (the --duration bound, an
+ * interrupt) has not failed, however it ended: many tools exit non-zero on
+ * SIGINT.
  */
 export function commandFailed(run: CommandRun): boolean {
-  if (run.exitStatus !== null) return run.exitStatus !== 0;
-  return run.stoppedBy === undefined;
+  if (run.stoppedBy !== undefined) return false;
+  return run.exitStatus !== 0;
 }
 
 /** The command line as a shell would take it back: words quoted only where needed. */
