@@ -145,6 +145,9 @@ debian_source() {
   fi
   SRCDIR=$SRC_CACHE/$PKG-$UPSTREAM
   [ -f "$SRCDIR/src/lj_obj.h" ] || die "unpacked source not found in $SRCDIR"
+  # Same name as a tarball unpacked by --source: not the Debian tree.
+  [ ! -f "$SRCDIR/.apisix-profile-source" ] \
+    || die "$SRCDIR holds a tarball unpacked by --source, not Debian's $PKG: remove it and run again"
   DSC_SHA256=$(sha256sum "$DSC" | cut -d' ' -f1)
   SOURCE="Debian source package $PKG $DEB_VERSION (dsc sha256 $DSC_SHA256)"
   SOURCE_STAMP="dsc-sha256=$DSC_SHA256"
