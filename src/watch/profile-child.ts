@@ -80,9 +80,11 @@ export function readChildLog(lines: readonly string[]): { summary: string | null
 const KEEP_LINES = 200;
 
 export function startProfileChild(o: ProfileChildOptions): ProfileChild {
-  // The watch was started with the V8 flags of bin/'s #! line: the child gets the same.
+  // The watch was started with the V8 flags of bin/'s #! line: the child
+  // gets the same (but not a debugger's port, which the watch holds).
   const script = join(packageRoot(), 'bin', 'apisix-profile.js');
-  const child = spawn(process.execPath, [...process.execArgv, script, ...profileArgs(o)], {
+  const flags = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+  const child = spawn(process.execPath, [...flags, script, ...profileArgs(o)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -126,9 +126,11 @@ async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: F
   }
   const exts = files.map((f) => f.slice(f.lastIndexOf('.') + 1)).join(',');
   const pruned = deleted.length > 0 ? `; ${deleted.length} file(s) of older sets deleted (--keep ${settings.keep})` : '';
+  // A profile that worked may still have warned (C frames only, samples lost): the line says so.
+  const warned = result.problem ? `; the profile warned: ${result.problem}` : '';
   log.info(
     { ...fields, profileExit: result.code, files, deleted },
-    `${tripped}: profiled ${result.summary ?? ''}${early}; wrote ${join(settings.outDir, stem)}.{${exts}}${pruned}`,
+    `${tripped}: profiled ${result.summary ?? ''}${early}; wrote ${join(settings.outDir, stem)}.{${exts}}${pruned}${warned}`,
   );
 }
 
