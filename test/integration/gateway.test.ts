@@ -114,7 +114,9 @@ async function startGateway(mode: Mode): Promise<Gateway> {
  * Percent of the content phase's samples with no Lua frame. Content runs
  * Lua from its first instruction to its last (the phase handler, the
  * plugin, ngx.say/ngx.eof and what they call), so a stack without a Lua
- * frame there is a walk that found the wrong lua_State.
+ * frame there is a walk that found the wrong lua_State: G->cur_L still
+ * names the main thread after the body filter that ngx.eof ran returned
+ * (3-9% of content samples when the walk trusted cur_L; bpf/lua_thread.bpf.h).
  */
 function contentWithoutLua(foldedText: string): number {
   let content = 0;
@@ -191,6 +193,8 @@ for (const mode of MODES) {
       console.log(`gateway ${mode.name}: content samples without a Lua frame ${bare.toFixed(2)}%`);
       console.log(`gateway ${mode.name}: other phases ${JSON.stringify(summary.phases.filter((p) => !(p.name in t.phases)).map((p) => [p.name, (100 * p.selfShare).toFixed(2)]))}`);
 
+      // What is left: ngx_lua's own work around lua_resume.
+      expect(bare, 'content-phase samples without a Lua frame (%)').toBeLessThan(2);
       expect(Object.keys(plugins).sort()).toEqual(['ip-restriction', 'jwt-auth', 'limit-count', 'mocking', 'prometheus', 'response-rewrite', 'server-info']);
       expect(Object.keys(phases).sort()).toEqual(['access', 'body_filter', 'content', 'header_filter', 'log', 'rewrite', 'timer']);
       // No plugin but these: the router and the phase runners are gateway code.
