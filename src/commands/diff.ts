@@ -153,8 +153,7 @@ Examples:
   apisix-profile diff before.folded after.folded -o diff.svg
   apisix-profile diff main.folded pr.folded -o diff.svg --summary diff.md --top 10 --saturate 2
   apisix-profile diff base.folded head.folded --fail-on-function 3 --fail-on-plugin 2 --summary diff.md --json diff.json
-  apisix-profile diff base.folded head.folded --fail-on-function 3 --fail-on-samples 1.1 \
-    --base-summary base.json --head-summary head.json --summary diff.md
+  apisix-profile diff base.folded head.folded --fail-on-samples 1.2 --base-summary base.json --head-summary head.json
 
 The gate's --fail-on-function and --fail-on-plugin compare shares of each run's total;
 --fail-on-samples compares CPU per request, from the JSON summaries of two
