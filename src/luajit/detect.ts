@@ -144,6 +144,23 @@ export function validateGlobalState(mem: MemoryRead, table: LuajitTable, g: bigi
 }
 
 /**
+ * Whether addr holds what a dispatch table holds whatever the layout: 64
+ * words in a row that all point into the object's code. The DISPATCH
+ * register (r14) holds such an address only while the VM runs, so seeing it
+ * again and again while no table fits means a LuaJIT we cannot read, not
+ * one we have not caught running yet.
+ */
+export function looksLikeDispatchTable(mem: MemoryRead, addr: bigint, code: CodeRange): boolean {
+  const buf = addr > 0n ? mem.read(addr, 64 * 8) : null;
+  if (!buf) return false;
+  for (let i = 0; i < 64; i++) {
+    const a = buf.readBigUInt64LE(i * 8);
+    if (a < code.start || a >= code.end) return false;
+  }
+  return true;
+}
+
+/**
  * GG_State ends { jit_State J; HotCount hotcount[64]; ASMFunction
  * dispatch[]; ... }. Under the right table every bytecode's dispatch entry
  * is code, and the word just before the first is four hot counters (small

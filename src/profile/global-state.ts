@@ -4,7 +4,7 @@
 // kernel side, and the uprobes dropped so requests stop paying for them.
 import type { Logger } from 'pino';
 import { CliError, ExitCode } from '../errors.js';
-import { type LuajitInProcess, type StateSource, fittingLayouts, interpreterRange, widenToVm } from '../luajit/detect.js';
+import { type LuajitInProcess, type StateSource, fittingLayouts, interpreterRange, looksLikeDispatchTable, widenToVm } from '../luajit/detect.js';
 import { type Fit, decideLayout, noFitMessage, planTables } from '../luajit/layout-choice.js';
 import { type LuajitTable, tableName } from '../luajit/offset-tables.js';
 import type { ExecMapping, ProcState } from '../native/abi.js';
@@ -22,6 +22,8 @@ export interface Target {
   via?: string;
   /** What the library said and which tables fit (layout-choice.ts decideLayout's note). */
   evidence?: string;
+  /** Polls that saw the VM's dispatch table in r14 while no table fit. */
+  unreadable?: number;
   /** Its mappings in proc_maps (with .eh_frame unwinding). */
   unwindMappings?: ExecMapping[];
 }
@@ -70,6 +72,9 @@ export function tablesFor(pid: number, lj: LuajitInProcess, tables: readonly Lua
   return plan.candidates;
 }
 
+/** Polls (10 ms apart) that must see the VM running unreadable before it is refused. */
+const UNREADABLE_POLLS = 20;
+
 /**
  * For each process whose uprobe has reported a lua_State (or whose samples
  * offered the DISPATCH register or stack words): find the offset tables
@@ -96,7 +101,14 @@ export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Targ
         fits = fit({ via: 'stack', words: state.stackWords });
         via = 'stack';
       }
-      if (fits.length > 0) adopt(bpf, t, pid, state, decide(lj, fits, t.candidates), slots, log, via);
+      if (fits.length > 0) {
+        adopt(bpf, t, pid, state, decide(lj, fits, t.candidates), slots, log, via);
+      } else if (state.dispatch && looksLikeDispatchTable(t.ctx.mem, state.dispatch, lj.textMapping)) {
+        // The VM runs (r14 is its dispatch table) and no table reads it: a
+        // few polls in a row rule out a read that raced the VM.
+        t.unreadable = (t.unreadable ?? 0) + 1;
+        if (t.unreadable >= UNREADABLE_POLLS) throw new CliError(noFitMessage(lj, t.candidates), ExitCode.LuajitUnsupported);
+      }
       continue;
     }
     // A lua_State the process passed to the Lua API: if no table fits it, none will.

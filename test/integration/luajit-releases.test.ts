@@ -10,7 +10,7 @@
 //
 // Kept short for CI (about 30 s a build): 4 s profiles, one process per JIT
 // setting doing the accuracy, line and VM-state checks at once.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -265,8 +265,7 @@ describe('a release whose table is taken away', () => {
 
   /** The committed tables but those of `name` (both modes, or one). */
   function tablesWithout(name: string, mode?: 'gc64' | 'nogc64'): string {
-    const out = join(dir, `${name}-${mode ?? 'all'}`);
-    mkdirSync(out);
+    const out = mkdtempSync(join(dir, `${name}-${mode ?? 'all'}-`));
     const src = join(repoRoot, 'luajit-offsets', 'tables');
     for (const f of readdirSync(src)) if (!(f.startsWith(`${name}-`) && (!mode || f.endsWith(`-${mode}.json`)))) copyFileSync(join(src, f), join(out, f));
     return out;
@@ -289,11 +288,25 @@ describe('a release whose table is taken away', () => {
       expect(run.stacks).toEqual([]);
       // doctor's LuaJIT line is the same refusal, and its exit code.
       const doctor = await runCliEnv(['doctor', '--json', '--pid', String(s.pid)], undefined, { APISIX_PROFILE_LUAJIT_TABLES: tables });
-      const checks = (JSON.parse(doctor.stdout) as { checks: { id: string; level: string; summary: string; exitCode?: number }[] }).checks;
-      const luajit = checks.find((c) => c.id === 'luajit');
-      expect(luajit, doctor.stdout).toMatchObject({ level: 'fail', summary: `pid ${s.pid}: ${line.replace(/^apisix-profile: /, '')}`, exitCode: 10 });
-      expect(checks.filter((c) => c.level === 'fail').map((c) => c.id), doctor.stdout).toEqual(['luajit']);
+      const report = JSON.parse(doctor.stdout) as { exitCode: number; checks: { id: string; level: string; summary: string }[] };
+      const luajit = report.checks.find((c) => c.id === 'luajit');
+      expect(luajit, doctor.stdout).toMatchObject({ level: 'fail', summary: `pid ${s.pid}: ${line.replace(/^apisix-profile: /, '')}` });
+      expect(report.checks.filter((c) => c.level === 'fail').map((c) => c.id), doctor.stdout).toEqual(['luajit']);
+      expect(report.exitCode).toBe(10);
       expect(doctor.code).toBe(10);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('is refused when the tables of its release exist but none fits its memory (its mode is missing), standalone', async () => {
+    const tables = tablesWithout(gone.name, 'gc64');
+    const s = await startStandalone(luajitBuild(gone.name, gone.mode).luajit, 'jit-on');
+    try {
+      // No Lua API call to catch: the VM's DISPATCH register tells that it runs, and no table reads it.
+      const run = await profile(['--pid', String(s.pid), '--duration', '3'], undefined, { APISIX_PROFILE_LUAJIT_TABLES: tables });
+      expect(run.code, run.stderr).toBe(10);
+      expect(oneLine(run.stderr)).toMatch(new RegExp(`^apisix-profile: LuaJIT at \\S+/${tableOf(gone)}/src/luajit: says .*none of the offset tables ${gone.name}-nogc64 matches its memory`));
     } finally {
       await s.stop();
     }

@@ -2,7 +2,7 @@
 // tables that fit its memory (a fake GG_State laid out by each table), and
 // the one-line refusals.
 import { describe, expect, it } from 'vitest';
-import { fittingLayouts, type MemoryRead, validateGlobalState } from '../../src/luajit/detect.js';
+import { fittingLayouts, looksLikeDispatchTable, type MemoryRead, validateGlobalState } from '../../src/luajit/detect.js';
 import { decideLayout, type LuajitIdentity, noFitMessage, planTables, versionKey } from '../../src/luajit/layout-choice.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../../src/luajit/offset-tables.js';
 import { fileNameRelease, findLuajitVersion } from '../../src/luajit/version-string.js';
@@ -175,5 +175,13 @@ describe('validating a table against live memory', () => {
     expect(validateGlobalState(trace.mem, DEBIAN_GC64, trace.g, CODE)).toBe(false);
     const wrongMode = processMemory(DEBIAN_GC64);
     expect(validateGlobalState(wrongMode.mem, DEBIAN_NOGC64, wrongMode.g, CODE)).toBe(false);
+  });
+
+  it('recognises the VM running (r14 at a table of code pointers) whatever the layout', () => {
+    const p = processMemory(R20210510_GC64);
+    const dispatch = GG + BigInt(R20210510_GC64.offsets.GG_dispatch);
+    expect(looksLikeDispatchTable(p.mem, dispatch, CODE)).toBe(true);
+    expect(looksLikeDispatchTable(p.mem, dispatch - 8n, CODE)).toBe(false);
+    expect(looksLikeDispatchTable(p.mem, 0n, CODE)).toBe(false);
   });
 });
