@@ -6,7 +6,9 @@
 // share and each phase's self share within 3 percentage points of that.
 // Every mode: JIT on and off, on Debian's GC64 luajit2 and on a non-GC64
 // build of it (scripts/build-luajit-variants.sh) loaded through
-// LD_LIBRARY_PATH; one nginx and one short profile per mode.
+// LD_LIBRARY_PATH; one nginx and one short profile per mode (about a
+// minute for the four on two shared cores). Then `report` on stapxx's and
+// perf's folded files: plugin tables from other tools' stacks.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -129,8 +131,6 @@ function contentWithoutLua(foldedText: string): number {
   return content ? (100 * bare) / content : 0;
 }
 
-beforeAll(() => requireRoot());
-
 for (const mode of MODES) {
   describe(`gateway fixture, ${mode.name}`, () => {
     let gw: Gateway;
@@ -138,6 +138,7 @@ for (const mode of MODES) {
     const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-out-'));
 
     beforeAll(async () => {
+      requireRoot();
       gw = await startGateway(mode);
       for (let i = 0; i < 20; i++) {
         await gw.get('/orders');
@@ -214,3 +215,39 @@ for (const mode of MODES) {
     }, 60_000);
   });
 }
+
+// `report` on folded files other tools wrote: stapxx's Lua frames
+// (`@chunk:line`) name plugins as ours do; perf's stacks have no Lua frame,
+// so their plugin table is empty, present, and their phases still come
+// from the native frames.
+describe('report on folded files from other tools', () => {
+  const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-report-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  const report = async (input: string) => {
+    const json = join(out, 'summary.json');
+    const md = join(out, 'summary.md');
+    const run = await runCli(['report', input, '-o', join(out, 'r.svg'), '--json', json, '--summary', md, '--log-format', 'json']);
+    expect(run.code, run.stderr).toBe(0);
+    return { summary: JSON.parse(readFileSync(json, 'utf8')) as { plugins: Share[]; phases: Share[] }, markdown: readFileSync(md, 'utf8') };
+  };
+
+  it('stapxx: a plugin table from its @chunk:line frames (APISIX files and directories, Kong)', async () => {
+    const { summary, markdown } = await report(join(GATEWAY, 'stapxx.folded'));
+    expect(summary.plugins.map((p) => [p.name, p.self, p.total])).toEqual([
+      ['limit-count', 120, 120],
+      ['jwt-auth', 80, 120],
+      ['prometheus', 0, 60],
+      ['rate-limiting', 10, 10],
+      ['server-info', 10, 10],
+    ]);
+    expect(summary.phases.map((p) => p.name)).toEqual(['access', 'log', 'header_filter', 'content', 'timer']);
+    expect(markdown).toMatch(/\| 1 \| `limit-count` \| 35\.29% \(120\) \| 35\.29% \(120\) \|/);
+  });
+
+  it('perf: no Lua frames, so an empty plugin table; phases from the native frames', async () => {
+    const { summary } = await report(join(repoRoot, 'fixtures', 'report', 'perf.folded'));
+    expect(summary.plugins).toEqual([]);
+    expect(summary.phases.map((p) => p.name)).toContain('content');
+  });
+});
