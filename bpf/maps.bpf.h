@@ -87,6 +87,14 @@ struct {
 	__type(value, struct offcpu_start);
 } offcpu_starts SEC(".maps");
 
+/* Off-CPU mode: each thread's last idle wait site (a cache: LRU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_OFFCPU_THREADS);
+	__type(key, __u32);
+	__type(value, struct offcpu_idle_site);
+} offcpu_idle SEC(".maps");
+
 /* Compact .eh_frame rows of every file the targets map, back to back. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -42,6 +42,10 @@ int BPF_KPROBE(learn_global_state, void *L)
 #define E_EXIST 17
 #define E_2BIG 7
 #define TASK_DEAD_STATE 0x80 /* TASK_DEAD: the thread is exiting, it never comes back */
+/* x86-64 system call numbers of the event loop's wait. */
+#define NR_EPOLL_WAIT 232
+#define NR_EPOLL_PWAIT 281
+#define NR_EPOLL_PWAIT2 441
 
 /* The counts map the programs add to now (user space flips it to drain the other). */
 static __always_inline void *active_counts(void)
@@ -261,6 +265,34 @@ static __always_inline void switched_in(__u32 tid, __u64 now)
 }
 
 /*
+ * 0: not the event loop's wait. 1: it is (site holds where), walk it. 2:
+ * the thread waited here before, with the same registers, no Lua running,
+ * and user space has that stack named: site->id is its id, no walk needed.
+ * Only the idle wait is shortcut: any other blocking call is walked, its
+ * kernel frames too, every time.
+ */
+static __always_inline int idle_wait(struct proc_state *st, struct task_struct *task, __u32 tid,
+				     struct offcpu_idle_site *site)
+{
+	struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct offcpu_idle_site *last;
+	__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+
+	if (nr != NR_EPOLL_WAIT && nr != NR_EPOLL_PWAIT && nr != NR_EPOLL_PWAIT2)
+		return 0;
+	site->ip = BPF_CORE_READ(uregs, ip);
+	site->sp = BPF_CORE_READ(uregs, sp);
+	site->bp = BPF_CORE_READ(uregs, bp);
+	last = bpf_map_lookup_elem(&offcpu_idle, &tid);
+	if (!last || last->ip != site->ip || last->sp != site->sp || last->bp != site->bp)
+		return 1;
+	site->id = last->id;
+	if (!bpf_map_lookup_elem(&known, &site->id) || lua_entered(st))
+		return 1;
+	return 2;
+}
+
+/*
  * A target thread leaves the CPU. Blocked (not preempted, not runnable):
  * its stack now, whose copy goes into `stacks` at once, as a sample's
  * does, so the count added at the switch back always finds it.
@@ -272,9 +304,11 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0;
 	struct offcpu_start start = { .start_ns = now };
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct offcpu_idle_site *site;
+	struct walk_scratch *ws;
 	struct sample_key *key;
 	__u64 samples_before;
-	int stored;
+	int stored, idle;
 
 	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
 	if (!st || prev->pid != tid || (prev_state & TASK_DEAD_STATE))
@@ -283,6 +317,16 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 		stat_add(STAT_SWITCHES_PREEMPTED);
 	} else {
 		stat_add(STAT_SWITCHES_BLOCKED);
+		ws = bpf_map_lookup_elem(&walks, &zero);
+		if (!ws)
+			return;
+		site = &ws->idle;
+		idle = idle_wait(st, prev, tid, site);
+		if (idle == 2) {
+			start.id = site->id;
+			stat_add(STAT_OFFCPU_IDLE_REUSED);
+			goto record;
+		}
 		key = bpf_map_lookup_elem(&scratch, &zero);
 		if (!key)
 			return;
@@ -305,7 +349,12 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 			stat_add(STAT_OFFCPU_LOST);
 			return;
 		}
+		if (idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
+			site->id = start.id;
+			bpf_map_update_elem(&offcpu_idle, &tid, site, BPF_ANY);
+		}
 	}
+record:
 	if (bpf_map_update_elem(&offcpu_starts, &tid, &start, BPF_ANY))
 		stat_add(STAT_OFFCPU_LOST);
 }

@@ -197,6 +197,19 @@ struct offcpu_start {
 	__u64 id;
 };
 
+/*
+ * A thread's last wait in epoll with no Lua running (an nginx worker's
+ * event loop), by thread id: the next such wait from the same instruction
+ * with the same stack and frame pointers has the same stack, so its id is
+ * reused without a walk. The idle wait is most of a worker's switches.
+ */
+struct offcpu_idle_site {
+	__u64 ip;
+	__u64 sp;
+	__u64 bp;
+	__u64 id;
+};
+
 /* Indexes of the per-CPU counters in the `stats` map. */
 enum stat_index {
 	STAT_SAMPLES = 0,      /* samples of target processes */
@@ -210,6 +223,7 @@ enum stat_index {
 	STAT_PREEMPTED_NS,     /* nanoseconds preempted threads waited for a CPU */
 	STAT_OFFCPU_LOST,      /* blocked switches not counted: a map was full */
 	STAT_OFFCPU_INTERRUPTED, /* ... not counted: a CPU sample interrupted the walk (wall mode) */
+	STAT_OFFCPU_IDLE_REUSED, /* blocked switches in the event loop's wait that reused its stack id */
 	STAT__MAX,
 };
 

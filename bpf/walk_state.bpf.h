@@ -54,6 +54,7 @@ struct walk_scratch {
 	struct lua_walk lua;
 	struct native_walk native;
 	struct unwind_row row; /* what resolve_row found */
+	struct offcpu_idle_site idle; /* the off-CPU switch's idle wait site (off the 512-byte stack) */
 };
 
 #endif

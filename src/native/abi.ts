@@ -58,8 +58,9 @@ export const StatIndex = {
   PreemptedNs: 8,
   OffCpuLost: 9,
   OffCpuInterrupted: 10,
+  OffCpuIdleReused: 11,
 } as const;
-export const STAT_COUNT = 11;
+export const STAT_COUNT = 12;
 
 /** Threads the kernel can hold as off the CPU at once (offcpu_starts). */
 export const MAX_OFFCPU_THREADS = 16384;

@@ -228,6 +228,7 @@ class ProfileRun {
         switchesPreempted: counters[StatIndex.SwitchesPreempted],
         preemptedUs: Math.round(counters[StatIndex.PreemptedNs] / 1000),
         lost: counters[StatIndex.OffCpuLost] + counters[StatIndex.OffCpuInterrupted],
+        idleReused: counters[StatIndex.OffCpuIdleReused],
       };
     }
   }

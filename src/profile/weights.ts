@@ -65,10 +65,12 @@ export interface OffCpuTotals {
   preemptedUs: number;
   /** Blocked switches not counted (a map full, or a sample tore the walk in wall mode). */
   lost: number;
+  /** Idle waits that reused the stack of the thread's last one, unwalked (bpf/profiler.bpf.c idle_wait). */
+  idleReused: number;
 }
 
 export function emptyOffCpuTotals(): OffCpuTotals {
-  return { blockedUs: 0, blockedInLuaUs: 0, idleUs: 0, onCpuUs: 0, switchesBlocked: 0, switchesPreempted: 0, preemptedUs: 0, lost: 0 };
+  return { blockedUs: 0, blockedInLuaUs: 0, idleUs: 0, onCpuUs: 0, switchesBlocked: 0, switchesPreempted: 0, preemptedUs: 0, lost: 0, idleReused: 0 };
 }
 
 /**

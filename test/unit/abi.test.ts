@@ -38,21 +38,6 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.MAX_OFFCPU_THREADS).toBe(define('MAX_OFFCPU_THREADS'));
   });
 
-  it('lays out offcpu_start and the off-CPU flag as the header does', () => {
-    expect(structFields('offcpu_start')).toEqual(['start_ns', 'id']);
-    expect(abi.OFFCPU_START_SIZE).toBe(16);
-    expect(header).toContain(`SAMPLE_OFF_CPU = 1 << ${Math.log2(abi.SampleFlags.OffCpu)},`);
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(77, 0);
-    const value = Buffer.alloc(16);
-    value.writeBigUInt64LE(123n, 0);
-    value.writeBigUInt64LE(0xabcn, 8);
-    const start = abi.decodeOffCpuStart(key, value);
-    expect(start.tid).toBe(77);
-    expect(start.startNs).toBe(123n);
-    expect(start.id.readBigUInt64LE(0)).toBe(0xabcn);
-  });
-
   it('lists the lj_offsets fields in header order', () => {
     expect([...abi.LJ_OFFSET_FIELDS]).toEqual(structFields('lj_offsets'));
   });
@@ -80,9 +65,9 @@ describe('ABI mirror of bpf/profiler.h', () => {
   });
 
   it('numbers the stats and the frame kinds the same way', () => {
-    expect(enumValues('stat_index')).toEqual(['STAT_SAMPLES', 'STAT_LOST_MAP_FULL', 'STAT_USER_STACK_FAIL', 'STAT_LUA_BAD_READ', 'STAT_UPROBE_HITS', 'STAT_LOST_NO_MEMORY', 'STAT_SWITCHES_BLOCKED', 'STAT_SWITCHES_PREEMPTED', 'STAT_PREEMPTED_NS', 'STAT_OFFCPU_LOST', 'STAT_OFFCPU_INTERRUPTED', 'STAT__MAX']);
-    expect(Object.values(abi.StatIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(abi.STAT_COUNT).toBe(11);
+    expect(enumValues('stat_index')).toEqual(['STAT_SAMPLES', 'STAT_LOST_MAP_FULL', 'STAT_USER_STACK_FAIL', 'STAT_LUA_BAD_READ', 'STAT_UPROBE_HITS', 'STAT_LOST_NO_MEMORY', 'STAT_SWITCHES_BLOCKED', 'STAT_SWITCHES_PREEMPTED', 'STAT_PREEMPTED_NS', 'STAT_OFFCPU_LOST', 'STAT_OFFCPU_INTERRUPTED', 'STAT_OFFCPU_IDLE_REUSED', 'STAT__MAX']);
+    expect(Object.values(abi.StatIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(abi.STAT_COUNT).toBe(12);
     expect(header).toContain('LUA_FRAME_LUA = 1,');
     expect(header).toContain('LUA_FRAME_C = 2,');
     expect(header).toContain('LUA_FRAME_FAST = 3,');
@@ -148,6 +133,7 @@ describe('ABI mirror of bpf/profiler.h', () => {
 
   it('lays out offcpu_start and the off-CPU flag as the header does', () => {
     expect(structFields('offcpu_start')).toEqual(['start_ns', 'id']);
+    expect(structFields('offcpu_idle_site')).toEqual(['ip', 'sp', 'bp', 'id']);
     expect(abi.OFFCPU_START_SIZE).toBe(16);
     expect(header).toContain(`SAMPLE_OFF_CPU = 1 << ${Math.log2(abi.SampleFlags.OffCpu)},`);
     const key = Buffer.alloc(4);
