@@ -30,6 +30,7 @@ export interface WatchDeps {
 export type WatchEnd = 'stopped' | 'target-gone';
 
 const READ_EVERY_MS = 1000;
+const GONE_CHECK_EVERY_MS = 5000;
 
 export async function runWatch(target: WatchTarget, settings: WatchSettings, deps: WatchDeps): Promise<WatchEnd> {
   const { log, signal } = deps;
@@ -42,7 +43,11 @@ export async function runWatch(target: WatchTarget, settings: WatchSettings, dep
     if (state.phase === 'cooling') {
       const wait = (state.until - now()) * 1000;
       if (wait > 0) {
-        await sleep(wait, signal);
+        // No CPU readings while cooling down, but a look every few seconds
+        // that the target is still there: a restarted gateway should not
+        // wait out a long cooldown before the watch moves to its new pid.
+        await sleep(Math.min(wait, GONE_CHECK_EVERY_MS), signal);
+        if (!signal.aborted && target.current() === null) return 'target-gone';
         continue;
       }
     }

@@ -282,6 +282,27 @@ describe('watch', () => {
     });
   }
 
+  it('exits 3 with one line when the target goes, also during a long cooldown', async () => {
+    const own = await startFixture({ jit: 'jit-on', workers: 1 });
+    try {
+      const dir = outDir();
+      const w = watch(['--pid', String(own.master), '--cpu-above', '15', '--for', '1', '--duration', '1', '--cooldown', '600', '--out-dir', dir]);
+      const load = startLoad(own.port, '/work', 6, 4);
+      await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000);
+      await load.done;
+      const t0 = Date.now();
+      await own.stop();
+      expect(await w.exited).toBe(3);
+      // Checked every 5 s while cooling down, not after 600 s.
+      expect(Date.now() - t0).toBeLessThan(8000);
+      const lines = w.stderr().trim().split('\n');
+      expect(lines.at(-1)).toBe(`apisix-profile: pid ${own.master} exited: nothing left to watch (a service manager can restart the watch with the new pid)`);
+      expect(lines.filter((l) => !l.startsWith('{'))).toHaveLength(1);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('bad input: one line, a documented exit code, nothing created', async () => {
     const base = outDir();
     const file = join(base, 'a-file');
