@@ -6,10 +6,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { childPids } from '../fixtures/nginx/launch.mjs';
-import { spawnTracked, tempDir } from './cleanup.mjs';
+import { onCleanup, spawnTracked, tempDir } from './cleanup.mjs';
 import { CFG, CLI, MODES, QUICK, root } from './config.mjs';
 import { cliHas, get, lastJson, rusageOf, spawnCliWithRusage, startNginx, startTool, startWrk, wrk } from './launchers.mjs';
-import { bpfProgIds, bpfProgStats, cpuSeconds, median, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
+import { bpfProgIds, bpfProgStats, cpuSeconds, enableBpfStats, median, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
 import { lineReader, log, run, sleep } from './util.mjs';
 
 // ---------------------------------------------------------------------------
@@ -265,4 +265,111 @@ export async function watchIdle(result) {
     profiles: readdirSync(dir).length,
   };
   log(`  ${(result.watchIdle.cpuSec * 1000).toFixed(0)} ms of CPU in ${wallSec.toFixed(0)} s (${result.watchIdle.cpuPercent.toFixed(3)}% of a core), RSS ${result.watchIdle.rssMb.toFixed(0)} MB, ${bpfPrograms} BPF programs held`);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Off-CPU mode's cost at a high context-switch rate: one connection to a
+// cheap Lua handler, so the worker waits in epoll (leaves the CPU) once per
+// request. The worker's CPU per request with and without `--mode off-cpu`
+// (alternated runs, medians), the BPF time per scheduler switch event (every
+// switch on the machine runs the program; most only look up two hashes),
+// next to an offcputime-style bpftrace script (sched_switch tracepoint,
+// frame-pointer ustack and kstack per blocked thread, summed by stack).
+//
+//   sudo BENCH_ONLY=offCpuCost node bench/run.mjs
+
+const OFFCPU_REPS = QUICK ? 1 : 3;
+const OFFCPU_WINDOW_SEC = QUICK ? 3 : 6;
+
+function bpftraceOffCpu(worker) {
+  return `tracepoint:sched:sched_switch {
+  if (args->prev_pid == ${worker} && args->prev_state != 0) { @start[args->prev_pid] = nsecs; @u[args->prev_pid] = ustack; @k[args->prev_pid] = kstack; }
+  $s = @start[args->next_pid];
+  if ($s != 0) { @t[@k[args->next_pid], @u[args->next_pid]] = sum(nsecs - $s); delete(@start[args->next_pid]); }
+}`;
+}
+
+/** bpftrace's tracepoints need tracefs: mounted for the phase when it is not. */
+function ensureTracefs() {
+  const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[2] === 'tracefs');
+  if (mounted) return;
+  run('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+  onCleanup(() => run('umount', ['/sys/kernel/tracing']));
+}
+
+async function startOffCpuTool(target, kind, dir) {
+  if (kind === 'apisix-profile --mode off-cpu') return startTool(target, { kind: 'profiler', hz: 99, extra: ['--mode', 'off-cpu'] }, dir);
+  if (kind !== 'bpftrace offcputime') return null;
+  const { child, exited } = spawnTracked('bpftrace', ['-e', bpftraceOffCpu(target.workers[0])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = lineReader(child.stdout);
+  const err = lineReader(child.stderr);
+  await Promise.race([out.waitFor(/^Attaching \d+ probe/, 60_000), exited.then(() => Promise.reject(new Error(`bpftrace exited: ${err.text()}`)))]);
+  await sleep(200);
+  return {
+    pid: child.pid,
+    async stop() {
+      child.kill('SIGINT');
+      const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      await exited;
+      clearTimeout(t);
+      return { samples: NaN, summary: '' };
+    },
+  };
+}
+
+export async function offCpuCost(result) {
+  log(`off-CPU cost: fixture nginx (1 worker, jit-on), wrk -t1 -c1 on /truth (one epoll wait per request), ${OFFCPU_WINDOW_SEC} s windows, ${OFFCPU_REPS} repetition(s)`);
+  result.statsVia ??= await enableBpfStats();
+  ensureTracefs();
+  const target = await startNginx('jit-on', 1);
+  const loadCpu = cpus().length >= 2 ? 0 : null;
+  if (loadCpu !== null) run('taskset', ['-pc', '1', String(target.workers[0])]);
+  await wrk(target.port, '/truth', 2, { connections: 1, cpu: loadCpu });
+  const dir = tempDir('offcpu');
+  const kinds = ['apisix-profile --mode off-cpu', 'bpftrace offcputime'];
+  const schedule = [];
+  for (let r = 0; r < OFFCPU_REPS; r++) for (const k of kinds) schedule.push('none', k);
+  schedule.push('none');
+  const runs = [];
+  for (const kind of schedule) {
+    const tool = await startOffCpuTool(target, kind, dir);
+    try {
+      for (let i = 0; i < 5; i++) await get(target.port, '/truth');
+      await sleep(300);
+      const ids = tool ? bpfProgIds(tool.pid) : [];
+      const worker = target.workers[0];
+      const bpf0 = bpfProgStats(ids);
+      const cpu0 = cpuSeconds(worker);
+      const load = await wrk(target.port, '/truth', OFFCPU_WINDOW_SEC, { connections: 1, cpu: loadCpu });
+      const cpu1 = cpuSeconds(worker);
+      const bpf = statDelta(bpf0, bpfProgStats(ids))._total;
+      const r = {
+        kind,
+        requests: load.requests,
+        rps: load.rps,
+        cpuPerReqUs: ((cpu1 - cpu0) * 1e6) / load.requests,
+        bpfNsPerEvent: bpf.runCnt ? bpf.runTimeNs / bpf.runCnt : NaN,
+        bpfEventsPerReq: bpf.runCnt / load.requests,
+        bpfNsPerReq: bpf.runTimeNs / load.requests,
+      };
+      runs.push(r);
+      log(`  ${kind.padEnd(30)} ${r.rps.toFixed(0).padStart(6)} req/s, ${r.cpuPerReqUs.toFixed(2)} us CPU/req${tool ? `, BPF ${r.bpfNsPerEvent.toFixed(0)} ns/switch event, ${(r.bpfNsPerReq / 1000).toFixed(2)} us/request` : ''}`);
+    } finally {
+      if (tool) await tool.stop();
+    }
+  }
+  const base = median(runs.filter((r) => r.kind === 'none').map((r) => r.cpuPerReqUs));
+  result.offCpuCost = Object.fromEntries(
+    kinds.map((k) => {
+      const mine = runs.filter((r) => r.kind === k);
+      const cpu = median(mine.map((r) => r.cpuPerReqUs));
+      return [k, { cpuPerReqUs: cpu, ratio: cpu / base, bpfNsPerEvent: median(mine.map((r) => r.bpfNsPerEvent)), bpfNsPerReq: median(mine.map((r) => r.bpfNsPerReq)), rps: median(mine.map((r) => r.rps)) }];
+    }),
+  );
+  result.offCpuCost.baselineCpuPerReqUs = base;
+  result.offCpuCost.runs = runs;
+  for (const k of kinds) {
+    const c = result.offCpuCost[k];
+    log(`  ${k}: ${c.ratio.toFixed(3)}x CPU per request (${c.cpuPerReqUs.toFixed(2)} vs ${base.toFixed(2)} us), BPF ${c.bpfNsPerEvent.toFixed(0)} ns per switch event, ${(c.bpfNsPerReq / 1000).toFixed(2)} us per request`);
+  }
 }
