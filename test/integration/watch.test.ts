@@ -316,8 +316,9 @@ describe('watch', () => {
       [['--pid', '4194000', '--cpu-above', '50', '--out-dir', join(base, 'a')], 3, /no process with pid 4194000/],
       [['--cpu-above', '50', '--out-dir', join(base, 'a')], 2, /--pid .* or '--container/],
     ];
-    for (const [args, code, message] of cases) {
-      const r = await runCli(['watch', ...args]);
+    const results = await Promise.all(cases.map(([args]) => runCli(['watch', ...args])));
+    for (const [i, [args, code, message]] of cases.entries()) {
+      const r = results[i];
       expect(r.code, args.join(' ')).toBe(code);
       const lines = r.stderr.trim().split('\n');
       expect(lines, args.join(' ')).toHaveLength(1);

@@ -1,6 +1,7 @@
 // CPU% of the watched workers from two readings, and what the profile
 // child's log says.
 import { describe, expect, it } from 'vitest';
+import { cpuAbove, maxCpuPercent } from '../../src/commands/watch.js';
 import { cpuPercent, type CpuReading } from '../../src/watch/cpu-meter.js';
 import { profileArgs, readChildLog } from '../../src/watch/profile-child.js';
 
@@ -26,6 +27,20 @@ describe('watch CPU%', () => {
   it('is 0 with no workers or no time between readings', () => {
     expect(cpuPercent(reading(0, []), reading(1, []))).toBe(0);
     expect(cpuPercent(reading(1, [[1, 0]]), reading(1, [[1, 10]]))).toBe(0);
+  });
+});
+
+describe('--cpu-above', () => {
+  it('takes a percentage of one core above 0 and below every CPU\'s worth', () => {
+    expect(maxCpuPercent(4)).toBe(400);
+    const parse = cpuAbove(200);
+    expect(parse('150')).toBe(150);
+    expect(parse('150%')).toBe(150);
+    expect(parse('0.5')).toBe(0.5);
+    expect(parse(' 199.9 ')).toBe(199.9);
+    for (const bad of ['0', '200', '250', '-5', 'abc', '', '1e2', '50%%']) {
+      expect(() => parse(bad), bad).toThrow('cpu-above must be a percentage of one core above 0 and below 200 (2 CPUs here');
+    }
   });
 });
 
