@@ -245,7 +245,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   const { log, status } = openTerminal(opts, ctx);
   // The command is looked up now (exit 2 when missing), started once sampling is.
   // Its stdout goes to stderr when the profile writes an output to stdout.
-  const toStdout = (text: string) => (status.enabled ? status.write(text) : process.stdout.write(text));
+  const toStdout = (text: string) => (status.enabled && process.stdout.isTTY ? status.write(text) : process.stdout.write(text));
   const load = opts.command
     ? new CommandLoad(
         opts.command,
