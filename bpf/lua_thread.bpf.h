@@ -147,7 +147,11 @@ static __always_inline __u64 running_thread_on_stack(struct proc_state *st, stru
 	u->n = 0;
 	u->flags = 0;
 	u->table = st->table;
-	/* Not in a trace: cur_L would be right there. */
+	/*
+	 * Not in a trace: cur_L is right while one runs. (So a trace's own
+	 * frame is not passed: C it called through the FFI that ran another
+	 * thread keeps the old answer, no Lua frames.)
+	 */
 	u->vmstate = VMSTATE_NONE;
 	u->trace_done = 0;
 	u->generation = pm->generation;
