@@ -31,6 +31,7 @@ import {
 } from '../kernel/features.js';
 import { formatVersion, MIN_KERNEL } from '../kernel/min-kernel.js';
 import { VERIFIER_BUDGET } from '../kernel/verifier.js';
+import { checkSchedSwitch, type SwitchTry } from '../kernel/sched-switch.js';
 import { findLuajit } from '../luajit/detect.js';
 import { planTables } from '../luajit/layout-choice.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
@@ -460,6 +461,8 @@ function errorCheck(id: string, err: unknown, what: string): Check {
 interface Probing {
   perf: PerfOpen;
   uprobe: UprobeTry;
+  /** The off-CPU modes' tracepoint. */
+  offCpu: SwitchTry;
 }
 
 /**
@@ -486,19 +489,30 @@ function tryUprobe(bpf: ProfilerObject): UprobeTry {
   }
 }
 
+/** Attaches the off-CPU switch program (nothing is in procs: it returns at once) and detaches it. */
+function trySchedSwitch(bpf: ProfilerObject): SwitchTry {
+  try {
+    bpf.detach(bpf.startOffCpu());
+    return { attached: true };
+  } catch (err) {
+    const e = err as NativeError;
+    return { error: e.message, ...(e.code ? { code: e.code } : {}) };
+  }
+}
+
 /**
- * Loads the programs once more (default options) to open cpu-clock sampling
+ * Loads the programs once more (default options, every program) to open cpu-clock sampling
  * on every CPU at 1 Hz (nothing is in procs, so the program returns at
- * once) and to create one uprobe; closes everything.
+ * once), create one uprobe and attach the switch tracepoint; closes everything.
  */
 function probeSession(objectPath: string, btfPath: string | undefined): Probing {
   const bpf = ProfilerObject.open(objectPath, btfPath ? { btfPath } : {});
   try {
-    bpf.configure({ kernelStacks: true, leafPc: false, unwindCfi: true });
+    bpf.configure({ kernelStacks: true, leafPc: false, unwindCfi: true, mode: 'wall' });
     try {
       bpf.load();
     } catch {
-      return { perf: null, uprobe: null }; // the BPF lines say why
+      return { perf: null, uprobe: null, offCpu: null }; // the BPF lines say why
     }
     let perf: PerfOpen;
     try {
@@ -507,7 +521,7 @@ function probeSession(objectPath: string, btfPath: string | undefined): Probing 
       const e = err as NativeError;
       perf = { error: e.message, ...(e.code ? { code: e.code } : {}) };
     }
-    return { perf, uprobe: tryUprobe(bpf) };
+    return { perf, uprobe: tryUprobe(bpf), offCpu: trySchedSwitch(bpf) };
   } finally {
     bpf.close();
   }
@@ -643,7 +657,7 @@ export async function runDoctorCommand(
   const blockers = [...(canLoadBpf(host) ? [] : [root]), btf].filter((c) => c.level === 'fail');
   let budget: BudgetReport | null = null;
   let bpf: Check[];
-  let probing: Probing = { perf: null, uprobe: null };
+  let probing: Probing = { perf: null, uprobe: null, offCpu: null };
   const btfPath = opts.btf === DEFAULT_BTF ? undefined : opts.btf;
   if (syscall.level === 'fail') {
     bpf = [syscall];
@@ -661,7 +675,7 @@ export async function runDoctorCommand(
     }
   }
   // 5-7: perf events, uprobes, tracefs.
-  for (const c of [checkPerfEvents(host, host.softwarePmu ? probing.perf : null), checkUprobes(host, host.uprobePmuType !== null ? probing.uprobe : null), checkTracefs(host)]) emit(c);
+  for (const c of [checkPerfEvents(host, host.softwarePmu ? probing.perf : null), checkUprobes(host, host.uprobePmuType !== null ? probing.uprobe : null), checkSchedSwitch(probing.offCpu), checkTracefs(host)]) emit(c);
   for (const c of bpf) emit(c);
 
   // 9-10: the target.
