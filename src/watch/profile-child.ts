@@ -21,6 +21,8 @@ export interface ProfileChildOptions {
   /** Where the child writes `<stem>.svg`, `.folded`, `.json`. */
   dir: string;
   stem: string;
+  /** Heading of the flame graph and title of the summary: why this profile was taken. */
+  title: string;
 }
 
 export interface ProfileChildResult {
@@ -51,6 +53,7 @@ export function profileArgs(o: ProfileChildOptions): string[] {
     '--output', out('svg'),
     '--folded', out('folded'),
     '--json', out('json'),
+    '--title', o.title,
     '--log-format', 'json',
   ];
 }

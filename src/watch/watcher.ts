@@ -77,7 +77,8 @@ export async function runWatch(target: WatchTarget, settings: WatchSettings, dep
 /** One trigger: profile, put the set in place, keep the newest, log one line. */
 async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: Firing, deps: WatchDeps): Promise<void> {
   const { log, signal } = deps;
-  const stem = setStem(new Date(), target.tag);
+  const started = new Date();
+  const stem = setStem(started, target.tag);
   const tripped = `CPU ${fire.meanPercent.toFixed(0)}% for ${fire.overSec.toFixed(1)} s (peak ${fire.peakPercent.toFixed(0)}%, above ${settings.cpuAbove}%)`;
   const fields = { cpuMeanPercent: round1(fire.meanPercent), cpuPeakPercent: round1(fire.peakPercent), overSec: round1(fire.overSec) };
   let incoming: string;
@@ -88,7 +89,9 @@ async function profileOnce(target: WatchTarget, settings: WatchSettings, fire: F
     log.error(fields, `${tripped}: no profile taken: cannot write to ${settings.outDir}: ${(err as Error).message}`);
     return;
   }
-  const child = deps.startProfile({ targetArgs: target.profileArgs, durationSec: settings.durationSec, frequency: settings.frequency, dir: incoming, stem });
+  // The files say why they exist: the flame graph's heading and the summary's title.
+  const title = `${target.label}: ${tripped}, ${started.toISOString().slice(0, 19)}Z`;
+  const child = deps.startProfile({ targetArgs: target.profileArgs, durationSec: settings.durationSec, frequency: settings.frequency, dir: incoming, stem, title });
   // First signal: the child stops early and still writes. A second one
   // exits this process at once (the CLI's rule): the child is told a
   // second time too, and the half-written set goes.

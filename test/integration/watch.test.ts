@@ -41,10 +41,11 @@ function startWatch(args: string[]): Watch {
 /** The one line per trigger: it starts with what tripped it. */
 const triggers = (w: Watch) => w.records.filter((r) => /^CPU \d+% for /.test(r.msg));
 
-async function waitUntil(check: () => boolean, what: string, ms: number): Promise<void> {
+/** Polls check(); on a time-out the error carries the watches' stderr, which says why. */
+async function waitUntil(check: () => boolean, what: string, ms: number, ...watches: Watch[]): Promise<void> {
   const until = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${watches.map((w) => w.stderr()).join('\n---\n')}`);
     await sleep(100);
   }
 }
@@ -147,7 +148,7 @@ describe('watch', () => {
     // may leave the worker far less than a core.
     const fires = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '3', '--cooldown', '60', '--out-dir', over]);
     const never = watch(['--pid', String(fixture.master), '--cpu-above', '150', '--for', '2', '--duration', '3', '--cooldown', '60', '--out-dir', above]);
-    await waitUntil(() => fires.records.some((r) => r.msg.startsWith('watching ')) && never.records.some((r) => r.msg.startsWith('watching ')), 'both watches to start', 20_000);
+    await waitUntil(() => fires.records.some((r) => r.msg.startsWith('watching ')) && never.records.some((r) => r.msg.startsWith('watching ')), 'both watches to start', 60_000, fires, never);
 
     // Idle: 5 s of readings without a profile.
     await sleep(5000);
@@ -157,7 +158,7 @@ describe('watch', () => {
     // A 12 s load step: one profile (2 s over, 3 s of profile, then 60 s of cooldown).
     const load = startLoad(fixture.port, '/work', 12, 4);
     await load.done;
-    await waitUntil(() => triggers(fires).length > 0, 'the trigger line', 30_000);
+    await waitUntil(() => triggers(fires).length > 0, 'the trigger line', 30_000, fires);
     await sleep(2000);
     expect(triggers(fires)).toHaveLength(1);
     expect(triggers(never)).toEqual([]);
@@ -169,8 +170,11 @@ describe('watch', () => {
     const folded = parseFolded(readFileSync(join(over, `${stem}.folded`), 'utf8'));
     expect(folded.reduce((n, s) => n + s.count, 0)).toBeGreaterThan(20);
     expect(folded.some((s) => s.frames.some((f) => f.includes('work.lua') || f.includes('cost.lua')))).toBe(true);
-    const summary = JSON.parse(readFileSync(join(over, `${stem}.json`), 'utf8')) as { frequencyHz: number; workers: { pid: number }[] };
+    const summary = JSON.parse(readFileSync(join(over, `${stem}.json`), 'utf8')) as { title: string; frequencyHz: number; workers: { pid: number }[] };
     expect(summary.frequencyHz).toBe(99);
+    // Why it was taken, in the files themselves.
+    expect(summary.title).toMatch(new RegExp(`^pid ${fixture.master}: CPU \\d+% for \\d+\\.\\d s \\(peak \\d+%, above 15%\\), \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
+    expect(readFileSync(join(over, `${stem}.svg`), 'utf8')).toContain(summary.title);
     expect(summary.workers.map((w) => w.pid)).toEqual(fixture.workers());
     expect(readFileSync(join(over, `${stem}.svg`), 'utf8')).toMatch(/<\/svg>\s*$/);
     const line = triggers(fires)[0];
@@ -197,13 +201,13 @@ describe('watch', () => {
     for (const stem of old) for (const ext of ['svg', 'folded', 'json']) writeFileSync(join(dir, `${stem}.${ext}`), '');
     for (const name of others) writeFileSync(join(dir, name), '');
     const w = watch(['--pid', String(fixture.master), '--cpu-above', '15', '--for', '2', '--duration', '2', '--cooldown', '60', '--keep', '2', '--out-dir', dir]);
-    await waitUntil(() => w.records.some((r) => r.msg.startsWith('watching ')), 'the watch to start', 20_000);
+    await waitUntil(() => w.records.some((r) => r.msg.startsWith('watching ')), 'the watch to start', 60_000, w);
     const before = fixture.workers();
     await run('nginx', ['-p', fixture.prefix, '-c', 'conf/nginx.conf', '-s', 'reload']);
     await waitUntil(() => fixture.workers().some((p) => !before.includes(p)) && fixture.workers().every((p) => !before.includes(p)), 'the new worker', 10_000);
     const after = fixture.workers();
     const load = startLoad(fixture.port, '/work', 10, 4);
-    await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000);
+    await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000, w);
     await load.done;
     expect(triggers(w)[0].msg).toContain('6 file(s) of older sets deleted (--keep 2)');
     const mine = readdirSync(dir).filter((n) => !others.includes(n));
@@ -242,7 +246,7 @@ describe('watch', () => {
           profiler = childPids(w.child.pid!)[0] ?? 0;
           programs = profiler ? programIdsOf(profiler) : [];
           return programs.length > 0;
-        }, 'the profile to load its programs', 40_000);
+        }, 'the profile to load its programs', 60_000, w);
         await sleep(1500);
         const workers = fixture.workers();
         expect(locksOf(workers)).not.toEqual([]);
@@ -288,7 +292,7 @@ describe('watch', () => {
       const dir = outDir();
       const w = watch(['--pid', String(own.master), '--cpu-above', '15', '--for', '1', '--duration', '1', '--cooldown', '600', '--out-dir', dir]);
       const load = startLoad(own.port, '/work', 6, 4);
-      await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000);
+      await waitUntil(() => triggers(w).length > 0, 'the trigger line', 30_000, w);
       await load.done;
       const t0 = Date.now();
       await own.stop();

@@ -46,9 +46,10 @@ describe('--cpu-above', () => {
 
 describe('the profile child', () => {
   it('is the profile command with the set\'s three outputs and JSON logs', () => {
-    expect(profileArgs({ targetArgs: ['--pid', '42'], durationSec: 30, frequency: 99, dir: '/o/.incoming-x', stem: 'x' })).toEqual([
+    expect(profileArgs({ targetArgs: ['--pid', '42'], durationSec: 30, frequency: 99, dir: '/o/.incoming-x', stem: 'x', title: 'why' })).toEqual([
       'profile', '--pid', '42', '--duration', '30', '--frequency', '99',
-      '--output', '/o/.incoming-x/x.svg', '--folded', '/o/.incoming-x/x.folded', '--json', '/o/.incoming-x/x.json', '--log-format', 'json',
+      '--output', '/o/.incoming-x/x.svg', '--folded', '/o/.incoming-x/x.folded', '--json', '/o/.incoming-x/x.json',
+      '--title', 'why', '--log-format', 'json',
     ]);
   });
 
