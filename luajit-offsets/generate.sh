@@ -284,7 +284,9 @@ has_field() {
 [ "$(has_field SnapShot mapofs)" = 1 ] || die "cannot compile a probe against $BUILDDIR/src headers"
 HAVE_SNAP_MCOFS=$(has_field SnapShot mcofs)
 [ "$HAVE_SNAP_MCOFS" = 1 ] || log "this tree's SnapShot has no mcofs: snap_mcofs = -1"
-gcc -O0 -o "$TMP/offsets" "${CFLAGS[@]}" -DOFFSETS_HAVE_SNAP_MCOFS="$HAVE_SNAP_MCOFS" "$HERE/offsets.c"
+HAVE_L_EXDATA=$(has_field lua_State exdata)
+[ "$HAVE_L_EXDATA" = 1 ] || log "this tree's lua_State has no exdata (not OpenResty's branch): L_exdata = -1"
+gcc -O0 -o "$TMP/offsets" "${CFLAGS[@]}" -DOFFSETS_HAVE_SNAP_MCOFS="$HAVE_SNAP_MCOFS" -DOFFSETS_HAVE_L_EXDATA="$HAVE_L_EXDATA" "$HERE/offsets.c"
 "$TMP/offsets" >"$TMP/offsets.json"
 "$TMP/offsets" bytecodes >"$TMP/bytecodes.json"
 node "$HERE/ffnames.mjs" "$BUILDDIR/src/lj_ffdef.h" >"$TMP/ff.json"

@@ -24,6 +24,9 @@
 #ifndef OFFSETS_HAVE_SNAP_MCOFS
 #error "define OFFSETS_HAVE_SNAP_MCOFS to 0 or 1 (generate.sh probes SnapShot.mcofs)"
 #endif
+#ifndef OFFSETS_HAVE_L_EXDATA
+#error "define OFFSETS_HAVE_L_EXDATA to 0 or 1 (generate.sh probes lua_State.exdata)"
+#endif
 
 static int first = 1;
 
@@ -65,6 +68,14 @@ int main(int argc, char **argv)
   put("L_stack", OFS(lua_State, stack));
   put("L_cframe", OFS(lua_State, cframe));
   put("L_stacksize", OFS(lua_State, stacksize));
+#if OFFSETS_HAVE_L_EXDATA
+  /* OpenResty's branch: the pointer lua_setexdata stores (ngx_lua keeps the
+   * thread's ngx_http_request_t there: --label uri reads it). */
+  put("L_exdata", OFS(lua_State, exdata));
+#else
+  /* Upstream LuaJIT has no per-thread user data: no request to read. */
+  put("L_exdata", -1);
+#endif
 
   /* global_State */
   put("G_vmstate", OFS(global_State, vmstate));

@@ -10,7 +10,7 @@ const tablesDir = join(dirname(fileURLToPath(import.meta.url)), '../../luajit-of
 
 const OFFSET_KEYS = [
   'gc64', 'fr2',
-  'L_size', 'L_glref', 'L_base', 'L_top', 'L_maxstack', 'L_stack', 'L_cframe', 'L_stacksize',
+  'L_size', 'L_glref', 'L_base', 'L_top', 'L_maxstack', 'L_stack', 'L_cframe', 'L_stacksize', 'L_exdata',
   'G_vmstate', 'G_mainthref', 'G_cur_L', 'G_jit_base',
   'GG_g', 'GG_J', 'GG_dispatch',
   'fn_ffid', 'fn_pc', 'fn_c_f',
@@ -139,4 +139,18 @@ it('luajit2 2.1-20230119 matches offsetof values checked by hand against its hea
     pt_size: 64, pt_chunkname: 40, pt_firstline: 44, pt_numline: 48, pt_lineinfo: 52,
     str_size: 20,
   });
+});
+
+it("L_exdata is set in OpenResty's branch (lua_setexdata) and -1 in upstream LuaJIT", () => {
+  for (const file of files) {
+    const t = load(file);
+    const exdata = t.offsets.L_exdata as number;
+    if (t.package === 'luajit2') {
+      // Right after cframe's MSize stacksize: 8-aligned, inside the lua_State.
+      expect(exdata, file).toBeGreaterThan(t.offsets.L_stacksize);
+      expect(exdata + 8, file).toBeLessThanOrEqual(t.offsets.L_size);
+    } else {
+      expect(exdata, file).toBe(-1);
+    }
+  }
 });
