@@ -261,6 +261,8 @@ export interface LuajitFinding {
   probes: string[];
   /** The profiler's one-line refusal: it names a release no offset table was made from. */
   refusal?: string;
+  /** Why the choice rests on memory alone (no version string). */
+  warning?: string;
   error?: string;
 }
 
@@ -313,8 +315,9 @@ export function luajitChecks(findings: readonly LuajitFinding[], containerPids: 
             { id: 'luajit', level: 'fail', summary: `${who}: ${f.refusal}`, exitCode: ExitCode.LuajitUnsupported, details }
           : {
               id: 'luajit',
-              level: 'pass',
-              summary: `${who}: LuaJIT ${f.path}, ${family}, ${says}; offset tables made from that release: ${f.candidates.join(', ')}; uprobes on ${f.probes.join(', ') || 'nothing'}`,
+              level: f.warning ? 'warn' : 'pass',
+              summary: `${who}: LuaJIT ${f.path}, ${family}, ${says}; offset tables ${f.version ? 'made from that release' : 'to try'}: ${f.candidates.join(', ')}; uprobes on ${f.probes.join(', ') || 'nothing'}`,
+              ...(f.warning ? { fix: 'use a LuaJIT that keeps its version string (jit.version) so the table can be checked against its release' } : {}),
               details,
             },
       );
@@ -539,7 +542,7 @@ function luajitFinding(pid: number, maps: readonly Mapping[] | { error: string }
     version: lj.version,
     candidates: 'refusal' in plan ? [] : plan.candidates.map(tableName),
     probes: lj.probeOffsets.map((p) => p.name),
-    ...('refusal' in plan ? { refusal: plan.refusal } : {}),
+    ...('refusal' in plan ? { refusal: plan.refusal } : plan.warning ? { warning: plan.warning } : {}),
   };
 }
 

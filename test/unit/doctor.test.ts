@@ -182,6 +182,10 @@ describe('the target', () => {
     const [refused] = luajitChecks([{ pid: 105, path: '/opt/lj/libluajit.so', openresty: true, version: 'LuaJIT 2.1.1736781742', candidates: [], probes: ['lua_resume'], refusal }]);
     expect(formatCheck(refused)).toBe(`✗ pid 105: ${refusal}`);
     expect(refused.exitCode).toBe(ExitCode.LuajitUnsupported);
+    // No version string: memory alone decides, and doctor says so.
+    const [bare] = luajitChecks([{ pid: 106, path: '/opt/lj/libluajit.so', openresty: true, version: null, candidates: ['luajit2-2.1-20230119-gc64'], probes: ['lua_resume'], warning: 'chosen from its memory layout alone' }]);
+    expect(bare.level).toBe('warn');
+    expect(bare.summary).toBe("pid 106: LuaJIT /opt/lj/libluajit.so, OpenResty's luajit2 (exports lua_setexdata), carries no version string; offset tables to try: luajit2-2.1-20230119-gc64; uprobes on lua_resume");
     // Container workers show their pid inside the container too.
     expect(luajitChecks([{ pid: 101, ...found }], new Map([[101, 7]]))[0].summary).toMatch(/^pid 101 \(7 in container\): /);
   });
