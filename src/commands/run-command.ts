@@ -81,15 +81,28 @@ export interface RunningCommand {
   kill(): void;
 }
 
-/** Start `argv` (argv[0] checked by findCommand) with stdin inherited and its output going to `sinks`. */
+/**
+ * Start `argv` (argv[0] checked by findCommand) with its output going to
+ * `sinks`. It runs in a process group of its own, and every signal goes to
+ * the whole group: a wrapper script's wrk ends with it. Its stdin is not
+ * connected (a group without the terminal must not read it); a terminal's
+ * Ctrl-C reaches it through the profile, which stops it.
+ */
 export function startCommand(argv: readonly string[], sinks: CommandSinks): RunningCommand {
   const started = process.hrtime.bigint();
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['inherit', 'pipe', 'pipe'] });
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stoppedBy: CommandRun['stoppedBy'];
   let exited = false;
   const timers: NodeJS.Timeout[] = [];
+  const toGroup = (sig: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, sig);
+    } catch {
+      /* the group is gone */
+    }
+  };
   const signal = (sig: NodeJS.Signals) => {
-    if (!exited) child.kill(sig);
+    if (!exited) toGroup(sig);
   };
 
   let kept = '';
@@ -127,10 +140,12 @@ export function startCommand(argv: readonly string[], sinks: CommandSinks): Runn
       resolve(run);
     });
   });
-  // A command that leaves a child holding its stdout open would keep
-  // 'close' from coming: end the streams a moment after it has exited.
+  // What the command left running in its group ends with it. A child
+  // holding its stdout open would keep 'close' from coming: end the streams
+  // a moment after it has exited.
   child.once('exit', () => {
     exited = true;
+    toGroup('SIGTERM');
     const t = setTimeout(() => {
       child.stdout.destroy();
       child.stderr.destroy();
@@ -148,7 +163,7 @@ export function startCommand(argv: readonly string[], sinks: CommandSinks): Runn
       timers.push(setTimeout(() => signal('SIGTERM'), GRACE_MS), setTimeout(() => signal('SIGKILL'), 2 * GRACE_MS));
     },
     kill() {
-      signal('SIGKILL');
+      toGroup('SIGKILL');
     },
   };
 }
