@@ -246,7 +246,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 /* --- off-CPU: the scheduler's switch ------------------------------------- */
 
 /* A target thread comes back: its time off the CPU goes to the stack it left in. */
-static __always_inline void switched_in(__u32 tid, __u64 now)
+static __noinline void switched_in(__u32 tid, __u64 now)
 {
 	struct offcpu_start *pending = bpf_map_lookup_elem(&offcpu_starts, &tid);
 	__u64 delta, id;
@@ -269,10 +269,12 @@ static __always_inline void switched_in(__u32 tid, __u64 now)
  * the thread waited here before, with the same registers, no Lua running,
  * and user space has that stack named: site->id is its id, no walk needed.
  * Only the idle wait is shortcut: any other blocking call is walked, its
- * kernel frames too, every time.
+ * kernel frames too, every time. Not inlined: its locals stay off the
+ * switch program's own frame, which with the walks' frames must fit the
+ * 512-byte stack (6.1 rounds each frame up to 32 bytes).
  */
-static __always_inline int idle_wait(struct proc_state *st, struct task_struct *task, __u32 tid,
-				     struct offcpu_idle_site *site)
+static __noinline int idle_wait(struct proc_state *st, struct task_struct *task, __u32 tid,
+			       struct offcpu_idle_site *site)
 {
 	struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
 	struct offcpu_idle_site *last;
@@ -300,62 +302,65 @@ static __always_inline int idle_wait(struct proc_state *st, struct task_struct *
 static __always_inline void switched_out(void *ctx, bool preempt, struct task_struct *prev,
 					 unsigned int prev_state, __u64 now)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), id;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0;
-	struct offcpu_start start = { .start_ns = now };
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
-	struct offcpu_idle_site *site;
 	struct walk_scratch *ws;
+	struct offcpu_walk *o;
 	struct sample_key *key;
-	__u64 samples_before;
-	int stored, idle;
+	int stored;
 
 	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
 	if (!st || prev->pid != tid || (prev_state & TASK_DEAD_STATE))
 		return;
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return;
+	o = &ws->offcpu;
+	o->start.start_ns = now;
+	o->start.id = 0;
 	if (preempt || prev_state == 0) {
 		stat_add(STAT_SWITCHES_PREEMPTED);
-	} else {
-		stat_add(STAT_SWITCHES_BLOCKED);
-		ws = bpf_map_lookup_elem(&walks, &zero);
-		if (!ws)
-			return;
-		site = &ws->idle;
-		idle = idle_wait(st, prev, tid, site);
-		if (idle == 2) {
-			start.id = site->id;
-			stat_add(STAT_OFFCPU_IDLE_REUSED);
-			goto record;
-		}
-		key = bpf_map_lookup_elem(&scratch, &zero);
-		if (!key)
-			return;
-		/*
-		 * With CPU sampling on too (wall mode), a sample can interrupt
-		 * this walk on this CPU and reuse the per-CPU scratch and walk
-		 * state. It counts STAT_SAMPLES on this CPU first: a change
-		 * means this stack may be torn, so it is dropped and counted.
-		 */
-		samples_before = stat_get(STAT_SAMPLES);
-		start.id = walk_stack(ctx, st, key, pid_tgid, cfg.kernel_stacks, SAMPLE_OFF_CPU);
-		stored = store_stack(key, start.id);
-		if (stat_get(STAT_SAMPLES) != samples_before) {
-			if (stored == 1)
-				bpf_map_delete_elem(&stacks, &start.id);
-			stat_add(STAT_OFFCPU_INTERRUPTED);
-			return;
-		}
-		if (stored < 0) {
-			stat_add(STAT_OFFCPU_LOST);
-			return;
-		}
-		if (idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
-			site->id = start.id;
-			bpf_map_update_elem(&offcpu_idle, &tid, site, BPF_ANY);
-		}
+		goto record;
+	}
+	stat_add(STAT_SWITCHES_BLOCKED);
+	o->idle = idle_wait(st, prev, tid, &o->site);
+	if (o->idle == 2) {
+		o->start.id = o->site.id;
+		stat_add(STAT_OFFCPU_IDLE_REUSED);
+		goto record;
+	}
+	key = bpf_map_lookup_elem(&scratch, &zero);
+	if (!key)
+		return;
+	/*
+	 * With CPU sampling on too (wall mode), a sample can interrupt this
+	 * walk on this CPU and reuse the per-CPU scratch and walk state. It
+	 * counts STAT_SAMPLES on this CPU first: a change means this stack
+	 * may be torn, so it is dropped and counted.
+	 */
+	o->samples_before = stat_get(STAT_SAMPLES);
+	id = walk_stack(ctx, st, key, pid_tgid, cfg.kernel_stacks, SAMPLE_OFF_CPU);
+	/* Only ws and key are kept across the walk: the rest is read again. */
+	stored = store_stack(key, id);
+	if (stat_get(STAT_SAMPLES) != o->samples_before) {
+		if (stored == 1)
+			bpf_map_delete_elem(&stacks, &id);
+		stat_add(STAT_OFFCPU_INTERRUPTED);
+		return;
+	}
+	if (stored < 0) {
+		stat_add(STAT_OFFCPU_LOST);
+		return;
+	}
+	o->start.id = id;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	if (o->idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
+		o->site.id = id;
+		bpf_map_update_elem(&offcpu_idle, &tid, &o->site, BPF_ANY);
 	}
 record:
-	if (bpf_map_update_elem(&offcpu_starts, &tid, &start, BPF_ANY))
+	if (bpf_map_update_elem(&offcpu_starts, &tid, &o->start, BPF_ANY))
 		stat_add(STAT_OFFCPU_LOST);
 }
 

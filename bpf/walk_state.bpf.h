@@ -50,11 +50,25 @@ struct native_walk {
 	__u32 generation; /* of the process's proc_maps entry, for row_cache */
 };
 
+/*
+ * The off-CPU switch's state (bpf/profiler.bpf.c switched_out), kept here
+ * rather than on the BPF stack: what lives across the stack walk would be
+ * spilled to the program's own frame, which with the walks' frames must
+ * fit the 512-byte stack (6.1 rounds each frame up to 32 bytes).
+ */
+struct offcpu_walk {
+	struct offcpu_idle_site site; /* where the thread waits, if idle */
+	struct offcpu_start start;    /* the entry for offcpu_starts */
+	__u64 samples_before;         /* this CPU's STAT_SAMPLES before the walk */
+	__u32 idle;                   /* it waits in the event loop */
+	__u32 pad;
+};
+
 struct walk_scratch {
 	struct lua_walk lua;
 	struct native_walk native;
 	struct unwind_row row; /* what resolve_row found */
-	struct offcpu_idle_site idle; /* the off-CPU switch's idle wait site (off the 512-byte stack) */
+	struct offcpu_walk offcpu;
 };
 
 #endif

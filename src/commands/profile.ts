@@ -201,7 +201,8 @@ export function summaryLine(stats: RunStats, containerPids: ReadonlyMap<number, 
         `${u.depth} depth limit, ${u.unsupported} unsupported CFI)`
       : `${pct(stats.nativeCutShort)}% with native frames cut at a missing frame pointer`;
   return (
-    `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); ` +
+    // Off-CPU profiles take no samples: their counts are µs blocked.
+    (stats.mode === 'off-cpu' ? `off-CPU profile of ${stats.elapsedSec.toFixed(1)} s (µs blocked per pid: ${perPid || 'none'}); ` : `${stats.samples} samples in ${stats.elapsedSec.toFixed(1)} s (${perPid || 'none'}); `) +
     `${pct(stats.samplesInLua)}% in Lua; ${native}; ${stats.lostMapFull + stats.lostNoMemory} lost`
   );
 }

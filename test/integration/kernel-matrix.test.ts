@@ -3,7 +3,8 @@
 // test/kernel-matrix/guest-check.sh: `doctor --json` (every program within
 // the verifier budget under every load variant) and repeated one-shot
 // profiles of the fixture nginx under load, each with Lua frames, stacks
-// that reach main() and no lost sample. A kernel that cannot be fetched or
+// that reach main() and no lost sample, and one off-CPU profile of the
+// fixture's blocking handlers against their own measurement. A kernel that cannot be fetched or
 // booted fails the test: it never skips.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERIFIER_BUDGET } from '../../src/kernel/verifier.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { repoRoot, requireRoot } from '../support/fixture.js';
+import { BLOCKING_FUNCTIONS, type BlockingTruth, profileShares, truthShares } from '../support/offcpu.js';
 
 const run = promisify(execFile);
 const RUNS = 3;
@@ -124,5 +126,19 @@ describe.each(['host', '6.1', '6.12'] as const)('kernel %s', (line) => {
     expect(total).toBe(summary.totalSamples);
     expect(withLua / total).toBeGreaterThan(0.5);
     expect(fromMain / total).toBeGreaterThan(0.9);
+  });
+
+  it('off-CPU profile: each blocking handler within 3 pp of its own measurement, 0 lost switches', () => {
+    const log = readFileSync(join(out, 'offcpu.log'), 'utf8');
+    expect(readFileSync(join(out, 'offcpu.exit'), 'utf8').trim(), log).toBe('0');
+    const summary = JSON.parse(readFileSync(join(out, 'offcpu.json'), 'utf8')) as { time: { switchesBlocked: number; lostSwitches: number; idleUs: number; blockedUs: number } };
+    const folded = readFileSync(join(out, 'offcpu.folded'), 'utf8');
+    const truth = truthShares(JSON.parse(readFileSync(join(out, 'offcpu-truth.json'), 'utf8')) as BlockingTruth);
+    const got = profileShares(folded);
+    const report = Object.fromEntries(BLOCKING_FUNCTIONS.map((f) => [f, { profile: Number(got[f].toFixed(2)), truth: Number(truth[f].toFixed(2)) }]));
+    console.log(`kernel ${line} off-CPU: ${summary.time.switchesBlocked} blocking switches, ${summary.time.lostSwitches} lost, ${(summary.time.blockedUs / 1e6).toFixed(2)} s blocked, ${(summary.time.idleUs / 1e6).toFixed(2)} s idle`, JSON.stringify(report));
+    expect(summary.time.lostSwitches, log).toBe(0);
+    expect(summary.time.switchesBlocked, log).toBeGreaterThan(50);
+    for (const f of BLOCKING_FUNCTIONS) expect(Math.abs(got[f] - truth[f]), `${f}: ${JSON.stringify(report[f])}`).toBeLessThan(3);
   });
 });

@@ -14,45 +14,12 @@ import { decodePprof } from '../../src/report/pprof.js';
 import type { Summary } from '../../src/report/summary.js';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
-import { definitionLine, type Fixture, requireRoot, runCli, startFixture, startLoad } from '../support/fixture.js';
+import { type Fixture, requireRoot, runCli, startFixture, startLoad } from '../support/fixture.js';
+import { BLOCKING_FUNCTIONS, type BlockingTruth, profileShares, truthShares } from '../support/offcpu.js';
 
 const TOLERANCE_PP = 3;
-const FUNCTIONS = ['exec_sleep', 'pipe_read', 'ffi_usleep', 'ffi_poll'] as const;
-type Fn = (typeof FUNCTIONS)[number];
-type Truth = Record<Fn, number>;
-
-/**
- * Which blocking function a stack blocked in: its Lua frame (by definition
- * line), or for the FFI calls, which a compiled trace may inline into their
- * caller, the C function called.
- */
-function blockedIn(frames: readonly string[]): Fn | null {
-  for (const fn of FUNCTIONS) {
-    const line = definitionLine(fn, 'blocking.lua');
-    if (frames.some((f) => f.endsWith(`blocking.lua:${line})`))) return fn;
-  }
-  if (!frames.some((f) => f.includes('blocking.lua:'))) return null;
-  if (frames.includes('usleep')) return 'ffi_usleep';
-  if (frames.includes('__poll') || frames.includes('poll')) return 'ffi_poll';
-  return null;
-}
-
-/** Each function's share (%) of the blocked time in the blocking functions. */
-function profileShares(folded: string, onlyLeaf?: string): Record<Fn, number> {
-  const us = Object.fromEntries(FUNCTIONS.map((f) => [f, 0])) as Record<Fn, number>;
-  for (const s of parseFolded(folded)) {
-    if (onlyLeaf && s.frames[s.frames.length - 1] !== onlyLeaf) continue;
-    const fn = blockedIn(s.frames);
-    if (fn) us[fn] += s.count;
-  }
-  const total = FUNCTIONS.reduce((sum, f) => sum + us[f], 0);
-  return Object.fromEntries(FUNCTIONS.map((f) => [f, total ? (100 * us[f]) / total : 0])) as Record<Fn, number>;
-}
-
-function truthShares(t: Truth): Record<Fn, number> {
-  const total = FUNCTIONS.reduce((sum, f) => sum + t[f], 0);
-  return Object.fromEntries(FUNCTIONS.map((f) => [f, (100 * t[f]) / total])) as Record<Fn, number>;
-}
+const FUNCTIONS = BLOCKING_FUNCTIONS;
+type Truth = BlockingTruth;
 
 interface OffCpuRun {
   code: number | null;

@@ -5,6 +5,10 @@
 #    verified instructions under every load variant) -> OUT_DIR/doctor.json
 # 2. RUNS one-shot profiles of the fixture nginx under wrk load, each a fresh
 #    profiler process of SECONDS -> OUT_DIR/profile-N.{json,folded,log,exit}
+# 3. One off-CPU profile of the fixture's blocking handlers (/block, one
+#    connection) -> OUT_DIR/offcpu.{json,folded,log,exit}, and the handlers'
+#    own measurement of their blocked time since just before it ->
+#    OUT_DIR/offcpu-truth.json
 # kernel-matrix.test.ts reads these on the host. Exits 0 once all ran, with
 # whatever each one gave: judging is the test's job.
 set -uo pipefail
@@ -33,5 +37,33 @@ for i in $(seq 1 "$runs"); do
   kill "$load" 2>/dev/null; wait "$load" 2>/dev/null
   echo "guest-check: run $i exit $(cat "$out/profile-$i.exit")"
 done
+
+# The handlers' measurement covers the sampling only: reset when the
+# profiler logs that sampling started, read when it logs that it stopped
+# (starting the profiler takes ~10 s under TCG).
+wrk -t1 -c1 -d$((seconds + 60))s "http://127.0.0.1:$port/block" >/dev/null 2>&1 &
+load=$!
+sleep 1
+node "$cli" --pid "$master" --duration "$seconds" --mode off-cpu --log-format json \
+  -o "$out/offcpu.svg" --folded "$out/offcpu.folded" --json "$out/offcpu.json" \
+  > "$out/offcpu.log" 2>&1 &
+profiler=$!
+phase='"msg":"sampling"'
+while kill -0 "$profiler" 2>/dev/null; do
+  if grep -q "$phase" "$out/offcpu.log"; then
+    if [ "$phase" = '"msg":"sampling"' ]; then
+      curl -fsS "http://127.0.0.1:$port/block/reset" >/dev/null
+      phase='"msg":"sampling stopped"'
+    else
+      curl -fsS "http://127.0.0.1:$port/block/truth" > "$out/offcpu-truth.json"
+      break
+    fi
+  fi
+  sleep 0.05
+done
+wait "$profiler"
+echo $? > "$out/offcpu.exit"
+kill "$load" 2>/dev/null; wait "$load" 2>/dev/null
+echo "guest-check: off-CPU run exit $(cat "$out/offcpu.exit")"
 kill "$master" 2>/dev/null
 exit 0
