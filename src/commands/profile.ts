@@ -380,7 +380,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     return ExitCode.BadArguments;
   }
   if (nothingMeasured(stats)) {
-    log.warn(opts.mode === 'off-cpu' ? 'nothing measured: no target thread blocked while the profile ran' : noSamplesText(stats.targetCpuMs, pids));
+    log.warn(opts.mode === 'cpu' ? noSamplesText(stats.targetCpuMs, pids) : `nothing measured: no target thread ${opts.mode === 'wall' ? 'ran or ' : ''}blocked while the profile ran (an idle worker waits in one epoll_wait: put load on it)`);
     return ExitCode.NoSamples;
   }
   return ExitCode.Ok;
