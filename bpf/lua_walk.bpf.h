@@ -383,6 +383,12 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	stack = l_head_ref(off, l_head, off->L_stack);
 	if (!stack)
 		return id;
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return id;
+	w = &ws->lua;
+	/* Set with SAMPLE_IN_LUA, before any early return: --label uri reads its request. */
+	w->L = L;
 	key->flags |= SAMPLE_IN_LUA;
 	key->vmstate = vmstate;
 
@@ -392,15 +398,10 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	/* The interpreter keeps the next instruction's address in PC (rbx). */
 	if (cfg.leaf_pc && (key->flags & SAMPLE_BASE_FROM_REG))
 		leaf_pc = BPF_CORE_READ(uregs, bx);
-	ws = bpf_map_lookup_elem(&walks, &zero);
-	if (!ws)
-		return id;
-	w = &ws->lua;
 	w->frame = base - LJ_TVALUE_SIZE;
 	w->link_pc = leaf_pc;
 	w->id = id;
 	w->bottom = stack + (off->fr2 ? LJ_TVALUE_SIZE : 0);
-	w->L = L;
 	w->n = 0;
 	w->flags = 0;
 	w->gc64 = off->gc64;

@@ -173,6 +173,27 @@ struct {
 	__type(value, struct walk_scratch);
 } walks SEC(".maps");
 
+/* --label uri: per target process, where its requests keep their URI. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct request_uri_state);
+} request_uris SEC(".maps");
+
+/*
+ * --label uri: label id (a hash of the URI path) -> its bytes, written once
+ * per id; user space reads them after sampling. Preallocated: the sampling
+ * path never allocates. A URI first seen when it is full keeps its id in
+ * the stack and is shown as [other].
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_URI_LABELS);
+	__type(key, __u32);
+	__type(value, struct uri_label);
+} uri_labels SEC(".maps");
+
 /* A sample_key is too large for the 512-byte BPF stack: build it here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -13,6 +13,7 @@
 #include "helpers.bpf.h"
 #include "lua_walk.bpf.h"
 #include "unwind.bpf.h"
+#include "request_uri.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -166,7 +167,7 @@ static __always_inline __u64 walk_stack(void *ctx, struct proc_state *st, struct
 	key->n_user = 0;
 	key->n_lua = 0;
 	key->pad0 = 0;
-	key->pad1 = 0;
+	key->label = 0;
 	id = stack_id_mix(0, tgid);
 
 	if (kernel) {
@@ -217,6 +218,12 @@ static __always_inline __u64 walk_stack(void *ctx, struct proc_state *st, struct
 			id = stack_id_mix(id, key->user[i]);
 	}
 
+	/* --label uri: the same frames in another request's URI are another stack. */
+	if (cfg.uri_labels && (key->flags & SAMPLE_IN_LUA)) {
+		key->label = request_uri_label(tgid);
+		if (key->label)
+			id = stack_id_mix(id, key->label);
+	}
 	/* The frame counts end the id, so frames cannot move between kinds. */
 	id = stack_id_mix(id, ((__u64)key->flags << 32) | (__u32)key->vmstate);
 	return stack_id_mix(id, ((__u64)key->n_kernel << 32) | ((__u64)key->n_user << 16) | key->n_lua);

@@ -92,7 +92,7 @@ struct sample_key {
 	__u16 n_user;
 	__u16 n_lua;
 	__u16 pad0;
-	__u32 pad1;
+	__u32 label;    /* --label uri: the request URI's label id (uri_labels), 0 for none */
 	__u64 kernel[MAX_KERNEL_FRAMES];
 	__u64 user[MAX_USER_FRAMES];
 	__u64 lua[MAX_LUA_FRAMES];
@@ -232,7 +232,28 @@ struct profiler_config {
 	__u32 kernel_stacks; /* 1: record kernel frames too */
 	__u32 leaf_pc;       /* 1: record the leaf Lua frame's position (--lines current) */
 	__u32 unwind_cfi;    /* 1: native frames from .eh_frame rows; 0: frame pointers */
-	__u32 pad;
+	__u32 uri_labels;    /* 1: label samples with their request's URI (--label uri) */
+};
+
+/*
+ * --label uri. ngx_lua keeps the ngx_http_request_t a Lua thread serves in
+ * the thread's lua_State (lua_setexdata, OpenResty's LuaJIT), and the
+ * request's URI is an ngx_str_t {len, data} at an offset that depends on
+ * the nginx build: user space learns it from live requests
+ * (src/gateway/request-layout.ts). Per process, by tgid.
+ */
+#define URI_LABEL_BYTES 64  /* a URI path is cut here; a power of two */
+#define MAX_URI_LABELS 4096 /* distinct labels the kernel keeps per run */
+struct request_uri_state {
+	__u64 request;    /* while uri_offset is 0: a request a sample saw, for user space to learn from */
+	__s32 L_exdata;   /* lua_State.exdata; -1: this LuaJIT has none (no labels) */
+	__u32 uri_offset; /* ngx_http_request_t.uri; 0: not learned yet */
+};
+
+/* A label's bytes: the URI path up to '?' or URI_LABEL_BYTES. */
+struct uri_label {
+	__u32 len;
+	__u8 bytes[URI_LABEL_BYTES];
 };
 
 #endif

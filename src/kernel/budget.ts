@@ -1,5 +1,5 @@
 // Loads the BPF object once for every combination of the options that change
-// what the kernel verifies (kernel stacks, --lines, --unwind) and reports
+// what the kernel verifies (kernel stacks, --lines, --unwind, --label uri) and reports
 // each program's instruction count: what the budget test, the kernel matrix
 // and `doctor` check against VERIFIER_BUDGET. Each load is in wall mode, so
 // every program is verified (the CPU sampler and the off-CPU switch are
@@ -15,17 +15,21 @@ export interface LoadVariant {
   kernelStacks: boolean;
   lines: 'definition' | 'current';
   unwind: 'cfi' | 'fp';
+  /** --label uri: the sampler reads each sample's request URI. */
+  uriLabels: boolean;
 }
 
 /** Every combination: each flag is a .rodata constant the verifier prunes by. */
-export const LOAD_VARIANTS: readonly LoadVariant[] = [true, false].flatMap((kernelStacks) =>
-  (['definition', 'current'] as const).flatMap((lines) =>
-    (['cfi', 'fp'] as const).map((unwind) => ({ kernelStacks, lines, unwind })),
+export const LOAD_VARIANTS: readonly LoadVariant[] = [false, true].flatMap((uriLabels) =>
+  [true, false].flatMap((kernelStacks) =>
+    (['definition', 'current'] as const).flatMap((lines) =>
+      (['cfi', 'fp'] as const).map((unwind) => ({ kernelStacks, lines, unwind, uriLabels })),
+    ),
   ),
 );
 
 export function variantName(v: LoadVariant): string {
-  return `${v.kernelStacks ? 'kernel' : 'no-kernel'},lines=${v.lines},unwind=${v.unwind}`;
+  return `${v.kernelStacks ? 'kernel' : 'no-kernel'},lines=${v.lines},unwind=${v.unwind}${v.uriLabels ? ',label=uri' : ''}`;
 }
 
 export interface VariantCost {
@@ -51,7 +55,7 @@ export function measureVerifierCosts(objectPath: string, btfPath?: string): Budg
   for (const v of LOAD_VARIANTS) {
     const session = ProfilerObject.open(objectPath, btfPath ? { btfPath } : {});
     try {
-      session.configure({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi', mode: 'wall' });
+      session.configure({ kernelStacks: v.kernelStacks, leafPc: v.lines === 'current', unwindCfi: v.unwind === 'cfi', uriLabels: v.uriLabels, mode: 'wall' });
       try {
         session.load();
       } catch (err) {

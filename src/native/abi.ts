@@ -149,12 +149,47 @@ export function decodeProcState(buf: Buffer): ProcState {
   };
 }
 
-export function encodeConfig(c: { kernelStacks: boolean; leafPc: boolean; unwindCfi: boolean }): Buffer {
+export function encodeConfig(c: { kernelStacks: boolean; leafPc: boolean; unwindCfi: boolean; uriLabels?: boolean }): Buffer {
   const buf = Buffer.alloc(16);
   buf.writeUInt32LE(c.kernelStacks ? 1 : 0, 0);
   buf.writeUInt32LE(c.leafPc ? 1 : 0, 4);
   buf.writeUInt32LE(c.unwindCfi ? 1 : 0, 8);
+  buf.writeUInt32LE(c.uriLabels ? 1 : 0, 12);
   return buf;
+}
+
+/* --- --label uri ------------------------------------------------------------ */
+
+export const URI_LABEL_BYTES = 64;
+export const MAX_URI_LABELS = 4096;
+
+/** struct request_uri_state: where a process's requests keep their URI. */
+export interface RequestUriState {
+  /** While uriOffset is 0: a request (ngx_http_request_t *) a sample saw. */
+  request: bigint;
+  /** lua_State.exdata; -1: this LuaJIT has none. */
+  exdataOffset: number;
+  /** ngx_http_request_t.uri; 0: not learned yet. */
+  uriOffset: number;
+}
+export const REQUEST_URI_STATE_SIZE = 16;
+
+export function encodeRequestUriState(s: RequestUriState): Buffer {
+  const buf = Buffer.alloc(REQUEST_URI_STATE_SIZE);
+  buf.writeBigUInt64LE(s.request, 0);
+  buf.writeInt32LE(s.exdataOffset, 8);
+  buf.writeUInt32LE(s.uriOffset, 12);
+  return buf;
+}
+
+export function decodeRequestUriState(buf: Buffer): RequestUriState {
+  return { request: buf.readBigUInt64LE(0), exdataOffset: buf.readInt32LE(8), uriOffset: buf.readUInt32LE(12) };
+}
+
+/** struct uri_label: a label id's URI path bytes (latin1: nginx keeps bytes, not text). */
+export function decodeUriLabel(buf: Buffer): string {
+  const len = Math.min(buf.readUInt32LE(0), URI_LABEL_BYTES);
+  return buf.toString('latin1', 4, 4 + len);
 }
 
 /** struct exec_mapping: a mapping and its rows in unwind_rows. */
@@ -216,6 +251,8 @@ export interface SampleKey {
   luaPos: number[];
   /** Per Lua frame: it was entered from C (a VM entry begins below it). */
   luaFromC: boolean[];
+  /** --label uri: the request URI's label id (uri_labels), 0 for none. */
+  label: number;
 }
 
 /**
@@ -240,6 +277,7 @@ export function decodeSampleKey(buf: Buffer): SampleKey {
     pid: buf.readUInt32LE(0),
     flags: buf.readUInt32LE(4),
     vmstate: buf.readInt32LE(8),
+    label: buf.readUInt32LE(20),
     kernel: readWords(buf, KERNEL_OFFSET, nKernel),
     user: readWords(buf, USER_OFFSET, nUser),
     lua: readWords(buf, LUA_OFFSET, nLua),

@@ -5,14 +5,18 @@
 import {
   decodeOffCpuStart,
   decodeProcState,
+  decodeRequestUriState,
   decodeSampleKey,
+  decodeUriLabel,
   encodeConfig,
   encodeLjOffsets,
   encodeProcMappings,
   encodeProcState,
+  encodeRequestUriState,
   type ExecMapping,
   type OffCpuStart,
   type ProcState,
+  type RequestUriState,
   type SampleKey,
   STAT_COUNT,
   u32Key,
@@ -31,6 +35,8 @@ const MAP = {
   unwindRows: 'unwind_rows',
   procMaps: 'proc_maps',
   offCpuStarts: 'offcpu_starts',
+  requestUris: 'request_uris',
+  uriLabels: 'uri_labels',
 } as const;
 
 /**
@@ -54,6 +60,8 @@ export interface ProfilerConfig {
   maxStacks?: number;
   /** Default 'cpu'. */
   mode?: ProfileMode;
+  /** Label samples with their request's URI (--label uri). */
+  uriLabels?: boolean;
 }
 
 /** A drained counts map: stack ids and their counts, 8 bytes each, entry i at i*8. */
@@ -110,6 +118,22 @@ export class ProfilerObject {
   /** Stops sampling pid: the program ignores processes it has no state for. */
   forgetProcess(pid: number): void {
     this.session.mapDelete(MAP.procs, u32Key(pid));
+  }
+
+  /** --label uri: where pid's requests keep their URI (the kernel reads it from then on). */
+  setRequestUriState(pid: number, state: RequestUriState): void {
+    this.session.mapUpdate(MAP.requestUris, u32Key(pid), encodeRequestUriState(state));
+  }
+
+  /** null when pid has no entry (not labelled). */
+  requestUriState(pid: number): RequestUriState | null {
+    const raw = this.session.mapLookup(MAP.requestUris, u32Key(pid));
+    return raw ? decodeRequestUriState(raw) : null;
+  }
+
+  /** --label uri: every label id the kernel has seen and its URI path. */
+  uriLabels(): Map<number, string> {
+    return new Map(this.session.mapEntries(MAP.uriLabels).map(([k, v]) => [k.readUInt32LE(0), decodeUriLabel(v)]));
   }
 
   /** An uprobe that learns a lua_State: at fileOffset of binaryPath, for pid. Returns a link id. */

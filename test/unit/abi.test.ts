@@ -43,13 +43,13 @@ describe('ABI mirror of bpf/profiler.h', () => {
   });
 
   it('lays out sample_key and proc_state as the header does', () => {
-    expect(structFields('sample_key')).toEqual(['pid', 'flags', 'vmstate', 'n_kernel', 'n_user', 'n_lua', 'pad0', 'pad1', 'kernel', 'user', 'lua', 'lua_pos']);
+    expect(structFields('sample_key')).toEqual(['pid', 'flags', 'vmstate', 'n_kernel', 'n_user', 'n_lua', 'pad0', 'label', 'kernel', 'user', 'lua', 'lua_pos']);
     expect(abi.SAMPLE_KEY_SIZE).toBe(24 + 8 * (define('MAX_KERNEL_FRAMES') + define('MAX_USER_FRAMES') + define('MAX_LUA_FRAMES')) + 4 * define('MAX_LUA_FRAMES'));
     expect(structFields('proc_state')).toEqual(['L', 'dispatch', 'g', 'vm_lo', 'vm_hi', 'table', 'uprobe_hits', 'stack_words']);
     expect(abi.STACK_SNAPSHOT_WORDS).toBe(define('STACK_SNAPSHOT_WORDS'));
     expect(header).toContain(`#define PROC_NO_LUAJIT 0x${abi.PROC_NO_LUAJIT.toString(16)}U`);
     expect(abi.PROC_STATE_SIZE).toBe(48 + 8 * define('STACK_SNAPSHOT_WORDS'));
-    expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc', 'unwind_cfi', 'pad']);
+    expect(structFields('profiler_config')).toEqual(['kernel_stacks', 'leaf_pc', 'unwind_cfi', 'uri_labels']);
     expect(structFields('exec_mapping')).toEqual(['start', 'end', 'bias', 'row_first', 'row_count']);
     expect(structFields('proc_mappings')).toEqual(['n', 'generation']);
     expect(abi.PROC_MAPPINGS_SIZE).toBe(8 + 32 * define('MAX_MAPPINGS'));
@@ -145,5 +145,18 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(start.tid).toBe(77);
     expect(start.startNs).toBe(123n);
     expect(start.id.readBigUInt64LE(0)).toBe(0xabcn);
+  });
+  it('lays out the --label uri structs as the header does', () => {
+    expect(structFields('request_uri_state')).toEqual(['request', 'L_exdata', 'uri_offset']);
+    expect(structFields('uri_label')).toEqual(['len', 'bytes']);
+    expect(header).toContain(`#define URI_LABEL_BYTES ${abi.URI_LABEL_BYTES} `);
+    expect(header).toContain(`#define MAX_URI_LABELS ${abi.MAX_URI_LABELS} `);
+    const state = { request: 0x7f00_1234_5678n, exdataOffset: -1, uriOffset: 1000 };
+    expect(abi.decodeRequestUriState(abi.encodeRequestUriState(state))).toEqual(state);
+    const label = Buffer.alloc(4 + abi.URI_LABEL_BYTES, 0x41);
+    label.writeUInt32LE(3, 0);
+    label.write('/ab', 4, 'latin1');
+    expect(abi.decodeUriLabel(label)).toBe('/ab');
+    expect(abi.encodeConfig({ kernelStacks: false, leafPc: false, unwindCfi: false, uriLabels: true }).readUInt32LE(12)).toBe(1);
   });
 });

@@ -28,7 +28,7 @@ import type { ProcessInfo } from '../../src/target/processes.js';
 
 const VARIANTS = LOAD_VARIANTS.map(variantName);
 
-/** A budget report as measured on 6.18: both programs in all 8 option sets. */
+/** A budget report as measured on 6.18: both programs in all 16 option sets. */
 function report(sample: (variant: string, i: number) => number | null = (_v, i) => 20_000 + i * 300): BudgetReport {
   return {
     release: '6.18.44+deb13-amd64',
@@ -81,19 +81,19 @@ describe('lines', () => {
     ]);
     expect(json.budget).toBe(budget);
     // It survives JSON (no bigints, no Maps).
-    expect(JSON.parse(JSON.stringify(json)).budget.costs).toHaveLength(16);
+    expect(JSON.parse(JSON.stringify(json)).budget.costs).toHaveLength(2 * LOAD_VARIANTS.length);
     expect(doctorReport([pass, warn], null, null).ok).toBe(true);
   });
 });
 
 describe('BPF programs against the budget', () => {
-  it('shows each program\'s worst count over the 8 option sets', () => {
+  it('shows each program\'s worst count over the 16 option sets', () => {
     const checks = bpfChecks(report());
     expect(checks.map(formatCheck)).toEqual([
-      '✓ BPF learn_global_state verifies in 41 instructions (budget 100,000, limit 1,000,000) over 8 option sets',
-      '✓ BPF sample_stack verifies in 22,100 instructions (budget 100,000, limit 1,000,000) over 8 option sets',
+      '✓ BPF learn_global_state verifies in 41 instructions (budget 100,000, limit 1,000,000) over 16 option sets',
+      '✓ BPF sample_stack verifies in 24,500 instructions (budget 100,000, limit 1,000,000) over 16 option sets',
     ]);
-    expect(checks[1].details).toMatchObject({ worst: 22_100, worstVariant: VARIANTS[7], budget: 100_000, limit: 1_000_000 });
+    expect(checks[1].details).toMatchObject({ worst: 24_500, worstVariant: VARIANTS[15], budget: 100_000, limit: 1_000_000 });
     expect(Object.keys(checks[1].details!.variants as object)).toEqual(VARIANTS);
     expect(chooseExitCode(checks)).toBe(ExitCode.Ok);
   });
@@ -102,7 +102,7 @@ describe('BPF programs against the budget', () => {
     const checks = bpfChecks(report((v) => (v === VARIANTS[2] ? 301_596 : 22_000)));
     expect(checks[1].level).toBe('warn');
     expect(checks[1].summary).toBe(
-      `BPF sample_stack verifies in 301,596 instructions with ${VARIANTS[2]}, over its budget of 100,000 (limit 1,000,000) over 8 option sets`,
+      `BPF sample_stack verifies in 301,596 instructions with ${VARIANTS[2]}, over its budget of 100,000 (limit 1,000,000) over 16 option sets`,
     );
     expect(checks[1].fix).toContain('doctor --json');
     expect(chooseExitCode(checks)).toBe(ExitCode.Ok);
@@ -125,8 +125,8 @@ describe('BPF programs against the budget', () => {
     ];
     const checks = bpfChecks(r);
     expect(checks.map((c) => c.level)).toEqual(['pass', 'pass', 'fail']);
-    expect(checks[1].summary).toContain('over 6 option sets');
-    expect(checks[2].summary).toBe(`BPF object not loaded with 2 of 8 option sets (${VARIANTS[0]}; ${VARIANTS[1]}): ${tooBig}`);
+    expect(checks[1].summary).toContain('over 14 option sets');
+    expect(checks[2].summary).toBe(`BPF object not loaded with 2 of 16 option sets (${VARIANTS[0]}; ${VARIANTS[1]}): ${tooBig}`);
     expect(chooseExitCode(checks)).toBe(ExitCode.BpfRejected);
   });
 

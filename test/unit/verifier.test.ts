@@ -43,8 +43,8 @@ describe('verifier statistics', () => {
   });
 
   it('covers every combination of the options that change what is verified', () => {
-    expect(LOAD_VARIANTS).toHaveLength(8);
-    expect(new Set(LOAD_VARIANTS.map(variantName)).size).toBe(8);
+    expect(LOAD_VARIANTS).toHaveLength(16);
+    expect(new Set(LOAD_VARIANTS.map(variantName)).size).toBe(16);
     expect(VERIFIER_BUDGET).toBe(100_000);
   });
 
