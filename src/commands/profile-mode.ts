@@ -72,7 +72,7 @@ export function modeLine(stats: RunStats): string {
   const onCpu = stats.mode === 'wall' ? `, ${pct(t.onCpuUs)}% on CPU` : '';
   return (
     `${pct(t.idleUs)}% idle, ${pct(t.blockedInLuaUs)}% blocked in Lua, ${pct(t.blockedUs - t.blockedInLuaUs)}% blocked outside Lua${onCpu}; ` +
-    `${t.switchesBlocked} blocking switches, ${t.switchesPreempted} preemptions (${seconds(t.preemptedUs)} runnable, not counted), ${t.lost} lost`
+    `${t.switchesBlocked} blocking switches (${t.idleReused} idle waits reused their stack), ${t.switchesPreempted} preemptions (${seconds(t.preemptedUs)} runnable, not counted), ${t.lost} lost`
   );
 }
 

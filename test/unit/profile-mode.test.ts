@@ -21,7 +21,7 @@ describe('profile --mode', () => {
 
   it('leads the last line with idle and blocked shares', () => {
     expect(modeLine(offCpuStats('off-cpu'))).toBe(
-      '98.0% idle, 1.5% blocked in Lua, 0.5% blocked outside Lua; 700 blocking switches, 4 preemptions (0.00 s runnable, not counted), 0 lost',
+      '98.0% idle, 1.5% blocked in Lua, 0.5% blocked outside Lua; 700 blocking switches (0 idle waits reused their stack), 4 preemptions (0.00 s runnable, not counted), 0 lost',
     );
     expect(modeLine(emptyStats())).toBe('');
   });
