@@ -7,6 +7,7 @@
 // read and still differ, so a guess gives a flame graph that looks right and
 // is not. Pure: the memory checks are done by the caller (detect.ts).
 import { type LuajitTable, tableName } from './offset-tables.js';
+import { fileNameRelease } from './version-string.js';
 
 export interface LuajitIdentity {
   /** Path as the process maps it. */
@@ -46,13 +47,21 @@ export function describeIdentity(id: LuajitIdentity): string {
   return `LuaJIT at ${id.path}: ${says}, ${family}`;
 }
 
-/** The release the library names, when its two pieces of evidence agree. */
+/**
+ * The release the library names, when its pieces of evidence agree: the
+ * version string, the exported symbol, and the release number in an
+ * installed library's file name.
+ */
 function releaseKey(id: LuajitIdentity): { key: string | null } | { conflict: string } {
-  const fromString = id.version ? versionKey(id.version) : null;
-  if (fromString && id.versionSymbol && fromString !== id.versionSymbol) {
-    return { conflict: `its version string says '${id.version}' but it exports luaJIT_version_${id.versionSymbol}` };
-  }
-  return { key: fromString ?? id.versionSymbol };
+  const fileRelease = fileNameRelease(id.path.slice(id.path.lastIndexOf('/') + 1));
+  const evidence = [
+    id.version ? { key: versionKey(id.version), what: `its version string says '${id.version}'` } : null,
+    id.versionSymbol ? { key: id.versionSymbol, what: `it exports luaJIT_version_${id.versionSymbol}` } : null,
+    fileRelease ? { key: versionKey(fileRelease), what: `its file name says ${fileRelease}` } : null,
+  ].filter((e) => e !== null);
+  const other = evidence.find((e) => e.key !== evidence[0].key);
+  if (other) return { conflict: `${evidence[0].what} but ${other.what}` };
+  return { key: evidence[0]?.key ?? null };
 }
 
 export type TablePlan = { candidates: LuajitTable[]; evidence: string; warning?: string } | { refusal: string };

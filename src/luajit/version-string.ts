@@ -23,11 +23,12 @@ export function luajitVersionOf(object: Pick<ElfObject, 'buf' | 'info'>): string
 }
 
 /**
- * The release number a rolling LuaJIT's file name carries: make install
- * names the library libluajit-5.1.so.2.1.<relver>. null when it has none
- * (libluajit-5.1.so.2.1.0 of the beta3 releases, or a renamed file).
+ * The version a rolling LuaJIT's file name carries ("2.1.1710398010"):
+ * make install names the library libluajit-5.1.so.<major>.<minor>.<relver>.
+ * null when it has none (libluajit-5.1.so.2.1.0 of the beta3 releases, or a
+ * renamed file).
  */
 export function fileNameRelease(fileName: string): string | null {
-  const m = /\.so\.\d+\.\d+\.(\d{6,})$/.exec(fileName);
-  return m ? m[1] : null;
+  const m = /\.so\.(\d+)\.(\d+)\.(\d{6,})$/.exec(fileName);
+  return m ? `${m[1]}.${m[2]}.${m[3]}` : null;
 }

@@ -36,7 +36,7 @@ describe('the version a LuaJIT library says it is', () => {
   });
 
   it("finds a rolling release's number in an installed library's file name", () => {
-    expect(fileNameRelease('libluajit-5.1.so.2.1.1710398010')).toBe('1710398010');
+    expect(fileNameRelease('libluajit-5.1.so.2.1.1710398010')).toBe('2.1.1710398010');
     expect(fileNameRelease('libluajit-5.1.so.2.1.0')).toBeNull();
     expect(fileNameRelease('libluajit.so')).toBeNull();
   });
@@ -71,6 +71,14 @@ describe('tables to try, from what the library says', () => {
   it('refuses when the version string and the exported version symbol disagree', () => {
     const plan = planTables(identity({ version: 'LuaJIT 2.1.0-beta3', versionSymbol: '2_1_1710398010' }), TABLES);
     expect('refusal' in plan && plan.refusal).toContain("says 'LuaJIT 2.1.0-beta3' but it exports luaJIT_version_2_1_1710398010");
+  });
+
+  it("refuses when the file name's release disagrees with the version string, and uses it when there is no string", () => {
+    const renamed = identity({ path: '/opt/lj/libluajit-5.1.so.2.1.1700206165', version: 'LuaJIT 2.1.1710398010' });
+    const plan = planTables(renamed, TABLES);
+    expect('refusal' in plan && plan.refusal).toContain("its version string says 'LuaJIT 2.1.1710398010' but its file name says 2.1.1700206165");
+    const stripped = planTables(identity({ path: '/opt/lj/libluajit-5.1.so.2.1.1710398010', version: null }), TABLES);
+    expect('candidates' in stripped && stripped.candidates.map(tableName)).toEqual(['luajit2-2.1-20240314-gc64', 'luajit2-2.1-20240314-nogc64']);
   });
 
   it('falls back to memory alone, with a warning, for a library that carries no version', () => {
