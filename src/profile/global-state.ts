@@ -72,7 +72,7 @@ export function tablesFor(pid: number, lj: LuajitInProcess, tables: readonly Lua
   return plan.candidates;
 }
 
-/** Polls (10 ms apart) that must see the VM running unreadable before it is refused. */
+/** Polls (10 ms apart) that must see the LuaJIT run unreadable before it is refused: rules out a read that raced it. */
 const UNREADABLE_POLLS = 20;
 
 /**
@@ -102,24 +102,33 @@ export function learnGlobalStates(bpf: ProfilerObject, targets: Map<number, Targ
         via = 'stack';
       }
       if (fits.length > 0) {
-        adopt(bpf, t, pid, state, decide(lj, fits, t.candidates), slots, log, via);
+        adopt(bpf, t, pid, state, decide(lj, fits), slots, log, via);
       } else if (state.dispatch && looksLikeDispatchTable(t.ctx.mem, state.dispatch, lj.textMapping)) {
-        // The VM runs (r14 is its dispatch table) and no table reads it: a
-        // few polls in a row rule out a read that raced the VM.
-        t.unreadable = (t.unreadable ?? 0) + 1;
-        if (t.unreadable >= UNREADABLE_POLLS) throw new CliError(noFitMessage(lj, t.candidates), ExitCode.LuajitUnsupported);
+        // The VM runs (r14 is its dispatch table) and no table reads it.
+        stillUnreadable(t, lj);
       }
       continue;
     }
-    // A lua_State the process passed to the Lua API: if no table fits it, none will.
-    adopt(bpf, t, pid, state, decide(lj, fit({ via: 'uprobe', L: state.L }), t.candidates), slots, log, 'uprobe');
+    // A lua_State the process passed to the Lua API: if no table fits it
+    // over a few polls (cur_L may name a thread being torn down), none will.
+    const fits = fit({ via: 'uprobe', L: state.L });
+    if (fits.length > 0) adopt(bpf, t, pid, state, decide(lj, fits), slots, log, 'uprobe');
+    else stillUnreadable(t, lj);
   }
 }
 
-function decide(lj: LuajitInProcess, fits: Fit[], tried: readonly LuajitTable[]): Fit & { note: string } {
+/** Counts a poll that saw the LuaJIT run and no table read it; refuses once they add up. */
+function stillUnreadable(t: Target, lj: LuajitInProcess): void {
+  t.unreadable = (t.unreadable ?? 0) + 1;
+  if (t.unreadable >= UNREADABLE_POLLS) throw new CliError(noFitMessage(lj, t.candidates), ExitCode.LuajitUnsupported);
+}
+
+/** The table to adopt among those that fit; throws the refusal when they differ. */
+function decide(lj: LuajitInProcess, fits: Fit[]): Fit & { note: string } {
   const decision = decideLayout(lj, fits);
-  if (decision === null) throw new CliError(noFitMessage(lj, tried), ExitCode.LuajitUnsupported);
-  if ('refusal' in decision) throw new CliError(decision.refusal, ExitCode.LuajitUnsupported);
+  if (decision === null || 'refusal' in decision) {
+    throw new CliError(decision?.refusal ?? noFitMessage(lj, []), ExitCode.LuajitUnsupported);
+  }
   return decision;
 }
 
