@@ -4,6 +4,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { COLOR_SCHEMES, type ColorScheme } from '../report/flamegraph/color.js';
 import { GROUP_BY, groupStacks, type GroupBy } from '../report/gateway.js';
+import { DEFAULT_MAX_LABELS } from '../report/uris.js';
 import { mergeIdentical, type UniqueStacks } from '../report/stack.js';
 import type { FlameGraphOptions } from '../report/flamegraph/svg.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
@@ -151,10 +152,13 @@ export interface GroupByOptions {
   groupBy?: GroupBy;
 }
 
-/** --group-by phase: the nginx phase as each stack's first frame, in the flame graph and every export. */
+/** --group-by phase|uri: the nginx phase, or the request URI, as each stack's first frame, in the flame graph and every export. */
 export function addGroupByOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option('--group-by <what>', 'phase: split every output by nginx phase ([phase:access], [nginx: upstream], ...) under the root')
+    new Option(
+      '--group-by <what>',
+      'phase: split every output by nginx phase ([phase:access], [nginx: upstream], ...) under the root; uri: by request URI ([uri:/api/users], with --label uri)',
+    )
       .choices(GROUP_BY as readonly string[] as string[]),
   );
 }
@@ -162,4 +166,17 @@ export function addGroupByOption(cmd: Command): Command {
 /** The stacks as --group-by asks for them (unchanged without it). */
 export function groupedStacks(stacks: UniqueStacks, o: GroupByOptions): UniqueStacks {
   return o.groupBy === undefined ? stacks : mergeIdentical(groupStacks(stacks, o.groupBy));
+}
+
+export interface LabelOptions {
+  label?: 'uri';
+  maxLabels: number;
+}
+
+/** --label uri and --max-labels (profile): samples labelled with their request's URI path. */
+export function addLabelOptions(cmd: Command): Command {
+  cmd.addOption(
+    new Option('--label <what>', "uri: label each sample taken while Lua served a request with the request's URI path (OpenResty's LuaJIT; the URI table in the summaries, --group-by uri)").choices(['uri']),
+  );
+  return cmd.option('--max-labels <n>', 'distinct URIs kept (the most sampled); the rest are counted as [other]', integerIn('max-labels', 1, 1000), DEFAULT_MAX_LABELS);
 }

@@ -16,6 +16,7 @@ import { openTerminal, type RunContext } from './context.js';
 import {
   addFlameGraphOptions,
   addGroupByOption,
+  addLabelOptions,
   addLogOptions,
   containerRef,
   durationSeconds,
@@ -25,6 +26,7 @@ import {
   path,
   type FlameGraphCliOptions,
   type GroupByOptions,
+  type LabelOptions,
   type LogOptions,
 } from './options.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
@@ -33,8 +35,9 @@ import { countUnit } from '../report/weight.js';
 import { STDIO, checkOutputs, writeOutput } from './outputs.js';
 import { CommandLoad } from './run-command.js';
 import { commandFailed, commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
+import { uriCounts, withoutUriFrames } from '../report/uris.js';
 
-export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions, ModeOptions {
+export interface ProfileOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions, ModeOptions, Partial<LabelOptions> {
   /** Required unless `container` is given; then a pid as seen inside the container. */
   pid?: number;
   /** Container name or id (prefix): profile its nginx workers. */
@@ -77,6 +80,7 @@ export function profileCommand(): Command {
     .option('-o, --output <file.svg>', 'flame graph to write', path('output'), 'flame.svg');
   addExportOptions(cmd);
   addGroupByOption(cmd);
+  addLabelOptions(cmd);
   addModeOptions(cmd);
   cmd.addOption(new Option('--no-kernel', 'leave out kernel frames'));
   cmd.addOption(
@@ -311,6 +315,9 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       maxStacks: opts.maxStacks,
       mode: opts.mode,
       includeIdle: opts.includeIdle === true,
+      // --group-by uri needs the labels: it asks for them.
+      labelUri: opts.label === 'uri' || opts.groupBy === 'uri',
+      ...(opts.maxLabels !== undefined ? { maxLabels: opts.maxLabels } : {}),
       ...(targets.discover ? { discover: targets.discover } : {}),
       log,
       signal: load?.signal ?? signal,
@@ -328,7 +335,9 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   }
 
   const { stats } = result;
-  const stacks = groupedStacks(result.stacks, opts);
+  // The URI table is counted from the labels; the other outputs keep them only with --group-by uri.
+  const uris = opts.groupBy === 'uri' ? undefined : uriCounts(result.stacks);
+  const stacks = groupedStacks(uris ? withoutUriFrames(result.stacks) : result.stacks, opts);
   const title = opts.title ?? 'apisix-profile';
   const svg = renderFlameGraph(
     stacks,
@@ -347,6 +356,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
       summary: {
         ...summaryExtra(stats, opts.frequency, opts.title ?? `apisix-profile: ${label}`, containerPids),
         time: timeTotals(stats, opts),
+        ...(uris ? { uris } : {}),
         ...(command ? { command } : {}),
       },
     },

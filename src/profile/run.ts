@@ -28,6 +28,8 @@ import { StackTable } from './stack-table.js';
 import { emptyOffCpuTotals, placeStack, type ProfileMode, stackWeight } from './weights.js';
 import { TableSlots } from './table-slots.js';
 import { UnwindLoader } from '../unwind/loader.js';
+import { RequestUriLabels } from './request-uris.js';
+import { DEFAULT_MAX_LABELS, labelNames, uriFrame } from '../report/uris.js';
 import { loadBpfObject } from '../kernel/load.js';
 
 export interface RunOptions {
@@ -59,6 +61,10 @@ export interface RunOptions {
   mode?: ProfileMode;
   /** Off-CPU and wall modes: keep the event loop's idle wait in the stacks (under [idle]). */
   includeIdle?: boolean;
+  /** --label uri: each sample taken for a request gets its URI path as its first frame (`[uri:/api]`). */
+  labelUri?: boolean;
+  /** --max-labels: distinct URIs kept (most sampled first), the rest `[uri:[other]]`. */
+  maxLabels?: number;
 }
 
 
@@ -116,6 +122,10 @@ class ProfileRun {
   private loader: UnwindLoader | null = null;
   private slots: TableSlots | null = null;
   private cpuAtStart = new Map<number, number | null>();
+  private readonly uris: RequestUriLabels | null;
+  private readonly uriTargets = new Set<number>();
+  /** --label uri: the kernel's labels, read before the object is closed. */
+  private uriPaths = new Map<number, string>();
 
   constructor(private readonly opts: RunOptions) {
     this.log = opts.log;
@@ -134,12 +144,13 @@ class ProfileRun {
     this.bpf = ProfilerObject.open(bpfObjectPath(), { verbose: this.log.isLevelEnabled('trace'), btfPath: opts.btfPath });
     this.symbolizer = new ProcessSymbolizer(this.contexts, opts.kernelStacks ? readKallsyms() : EMPTY_KERNEL_SYMBOLS, opts.lines ?? 'definition');
     this.table = new StackTable(this.bpf, (key) => this.symbolizer.liveLuaFrames(key));
+    this.uris = opts.labelUri ? new RequestUriLabels(this.bpf, this.log) : null;
   }
 
   /** Configures and loads the BPF object; fills the offset tables. */
   load(): void {
     const { opts } = this;
-    this.bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: this.unwindCfi, maxStacks: this.maxStacks, mode: this.mode });
+    this.bpf.configure({ kernelStacks: opts.kernelStacks, leafPc: opts.lines === 'current', unwindCfi: this.unwindCfi, maxStacks: this.maxStacks, mode: this.mode, uriLabels: this.uris !== null });
     loadBpfObject(this.bpf, this.log);
     this.slots = new TableSlots(this.bpf);
     this.loader = this.unwindCfi ? new UnwindLoader(this.bpf) : null;
@@ -185,10 +196,11 @@ class ProfileRun {
       // Poll fast until every process's global_State is known: until then
       // its requests pay for the uprobe and its VM range is not set.
       // Otherwise wake only to drain: every wake-up is CPU taken from the target.
-      const pending = [...this.targets.values()].some((t) => !t.gKnown && t.candidates.length > 0);
+      const pending = [...this.targets.values()].some((t) => !t.gKnown && t.candidates.length > 0) || (this.uris?.pending ?? false);
       const untilDrain = lastDrain + DRAIN_EVERY_MS - Date.now();
       await sleep(Math.max(1, Math.min(pending ? FAST_POLL_MS : untilDrain, deadline - Date.now())), opts.signal);
       learnGlobalStates(this.bpf, this.targets, this.slots!, log);
+      this.learnRequestUris();
       if (Date.now() - lastDrain >= DRAIN_EVERY_MS) {
         this.discover();
         await this.flipAndDrain();
@@ -214,6 +226,7 @@ class ProfileRun {
     this.table.add(this.bpf.drainCounts(0));
     this.table.add(this.bpf.drainCounts(1));
     if (this.mode !== 'cpu') this.table.add(offCpuUntilNow(this.bpf.drainOffCpuStarts()));
+    if (this.uris) this.uriPaths = this.uris.labels();
     const counters = this.bpf.stats();
     stats.samples = counters[StatIndex.Samples];
     stats.lostMapFull = counters[StatIndex.LostMapFull] + this.table.lostWithoutStack;
@@ -245,6 +258,7 @@ class ProfileRun {
     const { symbolizer, stats, mode } = this;
     const place = { mode, frequencyHz: this.opts.frequency, includeIdle: this.opts.includeIdle ?? false };
     const totals = stats.offCpu ?? emptyOffCpuTotals();
+    const uriFrames = this.uriFrames();
     const stacks = this.table.fold((entry) => {
       const stack = assembleStack(entry.key, {
         kernel: (addr) => symbolizer.kernel(addr),
@@ -254,7 +268,8 @@ class ProfileRun {
       const count = stackWeight(entry.key.flags, entry.count, place);
       countKey(stats, entry.key, count, stack.nativeCutShort);
       const frames = placeStack(stack.frames, entry.key.flags, count, place, totals);
-      return frames ? { frames, count } : null;
+      const uri = entry.key.label ? uriFrames.get(entry.key.label) : undefined;
+      return frames ? { frames: uri ? [uri, ...frames] : frames, count } : null;
     });
     return { stacks, stats, targets: [...this.targets].map(([pid, t]) => targetOutcome(pid, t)) };
   }
@@ -266,6 +281,27 @@ class ProfileRun {
 
   private attach(pid: number, t: Target): void {
     attachTarget(this.bpf, this.loader, this.symbolizer, pid, t, this.log);
+  }
+
+  /** --label uri: targets whose layout is now known get their kernel entry; offered requests are read. */
+  private learnRequestUris(): void {
+    const { uris } = this;
+    if (!uris) return;
+    for (const [pid, t] of this.targets) {
+      if (!t.gKnown || !t.ctx.table || !t.luajit || this.uriTargets.has(pid)) continue;
+      this.uriTargets.add(pid);
+      uris.add(pid, t.ctx.table.offsets.L_exdata ?? -1, t.ctx.mem, t.luajit.path);
+    }
+    uris.poll();
+  }
+
+  /** --label uri: each label id's frame, --max-labels applied over the whole run. */
+  private uriFrames(): Map<number, string> {
+    if (!this.uris) return new Map();
+    const samples = new Map<number, number>();
+    for (const e of this.table.entries()) if (e.key.label) samples.set(e.key.label, (samples.get(e.key.label) ?? 0) + e.count);
+    const names = labelNames(samples, this.uriPaths, this.opts.maxLabels ?? DEFAULT_MAX_LABELS);
+    return new Map([...names].map(([id, path]) => [id, uriFrame(path)]));
   }
 
   /** Processes that appear while we sample (nginx reload replaces workers). */

@@ -4,6 +4,7 @@
 
 import { frameKind, parseLuaFrame } from './frame.js';
 import type { Stack } from './stack.js';
+import { uriOfFrame } from './uris.js';
 
 // ---------------------------------------------------------------- plugins
 
@@ -312,16 +313,24 @@ export function stackPhase(frames: readonly string[]): Phase {
 
 // --------------------------------------------------------------- grouping
 
-export type GroupBy = 'phase';
-export const GROUP_BY: readonly GroupBy[] = ['phase'];
+export type GroupBy = 'phase' | 'uri';
+export const GROUP_BY: readonly GroupBy[] = ['phase', 'uri'];
 
 /**
  * `--group-by phase`: each stack gets its phase as its first frame
  * (`[phase:access]`, `[nginx: upstream]`), so the flame graph and every
  * output split by phase. Stacks grouped already are left as they are.
+ * `--group-by uri`: a stack's `[uri:...]` frame (--label uri) goes first;
+ * stacks taken outside a request have none and stay as they are.
  * Returns new stacks; the caller merges them (mergeIdentical).
  */
 export function groupStacks(stacks: readonly Stack[], by: GroupBy): Stack[] {
+  if (by === 'uri') {
+    return stacks.map(({ frames, count }) => {
+      const at = frames.findIndex((f) => uriOfFrame(f) !== null);
+      return { frames: at <= 0 ? [...frames] : [frames[at], ...frames.slice(0, at), ...frames.slice(at + 1)], count };
+    });
+  }
   if (by !== 'phase') throw new RangeError(`unknown grouping ${String(by)}`);
   return stacks.map(({ frames, count }) => {
     if (frames.length > 0 && phaseOfGroupFrame(frames[0])) return { frames: [...frames], count };

@@ -5,6 +5,7 @@
 import { commandText, endText, requestCost, type CommandRun } from '../load/command-run.js';
 import { stackPhases, stackPlugins } from './gateway.js';
 import { byCodeUnits, checkCount, type Stack } from './stack.js';
+import { uriCounts } from './uris.js';
 import type { TimeWeight } from './weight.js';
 
 /** LuaJIT VM states, as counted by the sampler from `global_State.vmstate`. */
@@ -36,6 +37,12 @@ export interface WorkerSamples {
 }
 
 export interface SummaryExtra {
+  /**
+   * --label uri: samples per URI, when the stacks summarized no longer
+   * carry their `[uri:...]` frames (profile without --group-by uri);
+   * otherwise they are counted from those frames.
+   */
+  uris?: Map<string, { self: number; total: number }>;
   /** Heading of the Markdown summary. Default "apisix-profile". */
   title?: string;
   frequencyHz?: number;
@@ -134,6 +141,13 @@ export interface Summary {
    * first; ties by total, name. Empty without samples.
    */
   phases: FunctionShare[];
+  /**
+   * Request URI paths (--label uri, src/report/uris.ts): samples taken
+   * while Lua served a request with that URI (self = total: one URI per
+   * sample). Highest first; `[other]` holds the URIs beyond --max-labels.
+   * Empty without labels.
+   */
+  uris: FunctionShare[];
   /** Highest self first; ties by name. */
   topSelf: FunctionShare[];
   /** Highest total first; ties by name. */
@@ -272,6 +286,7 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
     workers,
     plugins: ranked(plugins, 'total', totalSamples),
     phases: ranked(phases, 'self', totalSamples),
+    uris: ranked(extra.uris ?? uriCounts(stacks), 'total', totalSamples),
     topSelf: rank(counts, 'self', top, totalSamples),
     topTotal: rank(counts, 'total', top, totalSamples),
     vmFrames,
@@ -409,6 +424,13 @@ export function renderSummaryMarkdown(summary: Summary): string {
       out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.selfShare)} (${r.self}) | ${pct(r.totalShare)} (${r.total}) |`);
     });
     out.push('');
+    // Only with --label uri (or a folded file that carries its labels).
+    if (summary.uris.length > 0) {
+      out.push(`**${measure} by request URI** (while Lua ran for a request with that path; the rest ran outside any request)`, '');
+      out.push('| # | URI | Share |', '|---:|---|---:|');
+      summary.uris.forEach((r, i) => out.push(`| ${i + 1} | ${markdownCode(r.name)} | ${pct(r.totalShare)} (${r.total}) |`));
+      out.push('');
+    }
   }
 
   out.push(`| VM activity | ${time ? 'µs' : 'Samples'} | Share |`, '|---|---:|---:|');

@@ -57,6 +57,7 @@ describe('profile (the default command)', () => {
       unwind: 'cfi',
       btf: '/sys/kernel/btf/vmlinux',
       maxStacks: 16384,
+      maxLabels: 20,
       mode: 'cpu',
       width: 1200,
       minwidth: { px: 0.1 },
@@ -71,6 +72,7 @@ describe('profile (the default command)', () => {
       '--speedscope', 'a.json', '--json', 's.json', '--summary', 's.md', '--top', '5', '--no-kernel', '--title', 'T',
       '--width', '800', '--minwidth', '0.5%', '--inverted', '--colors', 'mono', '--log-level', 'debug', '--log-format', 'json',
       '--lines', 'current', '--unwind', 'fp', '--max-stacks', '64', '--mode', 'wall', '--include-idle',
+      '--label', 'uri', '--max-labels', '5', '--group-by', 'uri',
     );
     expect(p.command).toBe('profile');
     expect(p.opts).toEqual({
@@ -89,6 +91,9 @@ describe('profile (the default command)', () => {
       unwind: 'fp',
       btf: '/sys/kernel/btf/vmlinux',
       maxStacks: 64,
+      label: 'uri',
+      maxLabels: 5,
+      groupBy: 'uri',
       mode: 'wall',
       includeIdle: true,
       title: 'T',

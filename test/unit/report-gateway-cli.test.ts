@@ -15,11 +15,12 @@ function parse(...args: string[]): { groupBy?: string } | { error: string } {
 }
 
 describe('--group-by', () => {
-  it('takes phase, nothing else', () => {
+  it('takes phase or uri, nothing else', () => {
     expect(parse()).toEqual({});
     expect(parse('--group-by', 'phase')).toEqual({ groupBy: 'phase' });
-    expect(parse('--group-by', 'uri')).toEqual({
-      error: "error: option '--group-by <what>' argument 'uri' is invalid. Allowed choices are phase.",
+    expect(parse('--group-by', 'uri')).toEqual({ groupBy: 'uri' });
+    expect(parse('--group-by', 'plugin')).toEqual({
+      error: "error: option '--group-by <what>' argument 'plugin' is invalid. Allowed choices are phase, uri.",
     });
   });
 

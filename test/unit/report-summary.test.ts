@@ -144,6 +144,7 @@ describe('renderSummaryJson', () => {
       'workers',
       'plugins',
       'phases',
+      'uris',
       'topSelf',
       'topTotal',
       'vmFrames',
