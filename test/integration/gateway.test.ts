@@ -7,7 +7,10 @@
 // Every mode: JIT on and off, on Debian's GC64 luajit2 and on a non-GC64
 // build of it (scripts/build-luajit-variants.sh) loaded through
 // LD_LIBRARY_PATH; one nginx and one short profile per mode (about a
-// minute for the four on two shared cores). Then `report` on stapxx's and
+// minute for the four on two shared cores). The same profiles label samples
+// with their request's URI (--group-by uri): each URI's share within 3 pp
+// of the app's time for its requests (the query string cut off), and
+// `report --group-by uri` reads the labels back. Then `report` on stapxx's and
 // perf's folded files: plugin tables from other tools' stacks.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +33,7 @@ interface Truth {
   total: number;
   plugins: Record<string, number>;
   phases: Record<string, number>;
+  uris: Record<string, number>;
   jit: boolean;
   gc64: boolean;
 }
@@ -144,7 +148,8 @@ for (const mode of MODES) {
         await gw.get('/orders');
         await gw.get('/status');
       }
-      loads = [startLoad(gw.port, '/orders', 20, 2), startLoad(gw.port, '/status', 20, 2)];
+      // A query string: --label uri keeps the path only.
+      loads = [startLoad(gw.port, '/orders?page=2', 20, 2), startLoad(gw.port, '/status', 20, 2)];
       await sleep(500);
     });
 
@@ -158,12 +163,20 @@ for (const mode of MODES) {
     it(`puts each plugin and each phase within ${TOLERANCE_PP} pp of the app's own measurement`, async () => {
       let truth: Truth | null = null;
       let resetDone: Promise<unknown> | null = null;
+      // The app's numbers when the labels began (the URI offset learned): samples before have none.
+      let atLabels: Promise<Truth> | null = null;
       const json = join(out, 'summary.json');
       const folded = join(out, 'out.folded');
       const run = await runCli(
-        ['--pid', String(gw.master), '--duration', '5', '--frequency', '999', '-o', join(out, 'out.svg'), '--json', json, '--folded', folded, '--log-format', 'json'],
+        ['--pid', String(gw.master), '--duration', '5', '--frequency', '999', '-o', join(out, 'out.svg'), '--json', json, '--folded', folded, '--group-by', 'uri', '--log-format', 'json'],
         async (line) => {
           if (line.includes('"msg":"sampling"')) resetDone = gw.get('/truth/reset');
+          if (line.includes('"msg":"--label uri: requests keep their URI')) {
+            atLabels = (async () => {
+              await resetDone;
+              return JSON.parse(await gw.get('/truth')) as Truth;
+            })();
+          }
           if (line.includes('"msg":"sampling stopped"')) {
             await resetDone;
             truth = JSON.parse(await gw.get('/truth')) as Truth;
@@ -175,7 +188,7 @@ for (const mode of MODES) {
       const t = truth as unknown as Truth;
       expect(t.jit).toBe(mode.jit === 'jit-on');
       expect(t.gc64).toBe(mode.gc64);
-      const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; plugins: Share[]; phases: Share[] };
+      const summary = JSON.parse(readFileSync(json, 'utf8')) as { totalSamples: number; plugins: Share[]; phases: Share[]; uris: Share[] };
 
       const compare = (measured: Record<string, number>, profiled: Share[], key: 'totalShare' | 'selfShare') =>
         Object.fromEntries(
@@ -186,10 +199,15 @@ for (const mode of MODES) {
         );
       const plugins = compare(t.plugins, summary.plugins, 'totalShare');
       const phases = compare(t.phases, summary.phases, 'selfShare');
+      expect(atLabels, 'the URI offset was not learned').not.toBeNull();
+      const before = await (atLabels as unknown as Promise<Truth>);
+      const uriSeconds = Object.fromEntries(Object.entries(t.uris).map(([name, s]) => [name, s - (before.uris[name] ?? 0)]));
+      const uris = compare(uriSeconds, summary.uris, 'totalShare');
       const worst = (r: Record<string, { profile: number; truth: number }>) =>
         Math.max(...Object.values(r).map((v) => Math.abs(v.profile - v.truth))).toFixed(2);
       console.log(`gateway ${mode.name}: ${summary.totalSamples} samples; plugins max ${worst(plugins)} pp ${JSON.stringify(plugins)}`);
       console.log(`gateway ${mode.name}: phases max ${worst(phases)} pp ${JSON.stringify(phases)}`);
+      console.log(`gateway ${mode.name}: URIs max ${worst(uris)} pp ${JSON.stringify(uris)} (labels from ${(before.total).toFixed(2)} s)`);
       const bare = contentWithoutLua(readFileSync(folded, 'utf8'));
       console.log(`gateway ${mode.name}: content samples without a Lua frame ${bare.toFixed(2)}%`);
       console.log(`gateway ${mode.name}: other phases ${JSON.stringify(summary.phases.filter((p) => !(p.name in t.phases)).map((p) => [p.name, (100 * p.selfShare).toFixed(2)]))}`);
@@ -200,6 +218,12 @@ for (const mode of MODES) {
       expect(Object.keys(phases).sort()).toEqual(['access', 'body_filter', 'content', 'header_filter', 'log', 'rewrite', 'timer']);
       // No plugin but these: the router and the phase runners are gateway code.
       expect(summary.plugins.map((p) => p.name).sort()).toEqual(Object.keys(plugins).sort());
+      // The path alone, both routes, nothing else labelled.
+      expect(summary.uris.map((u) => u.name).sort()).toEqual(['/orders', '/status']);
+      for (const [name, v] of Object.entries(uris)) {
+        expect(v.truth, `${name} did not run`).toBeGreaterThan(10);
+        expect(Math.abs(v.profile - v.truth), `URI ${name}: ${JSON.stringify(v)}`).toBeLessThan(TOLERANCE_PP);
+      }
       for (const [name, v] of [...Object.entries(plugins), ...Object.entries(phases)]) {
         if (name !== 'server-info' && name !== 'timer') expect(v.truth, `${name} did not run`).toBeGreaterThan(3);
         expect(Math.abs(v.profile - v.truth), `${name}: ${JSON.stringify(v)}`).toBeLessThan(TOLERANCE_PP);
@@ -212,6 +236,14 @@ for (const mode of MODES) {
       const firsts = new Set(readFileSync(grouped, 'utf8').trim().split('\n').map((l) => l.split(';')[0]));
       for (const phase of ['rewrite', 'access', 'content', 'header_filter', 'body_filter', 'log']) expect(firsts).toContain(`[phase:${phase}]`);
       for (const f of firsts) expect(f).toMatch(/^\[(phase:[a-z_]+|nginx: [a-z ]+|idle|unknown)\]$/);
+
+      // --group-by uri: the profile's labels are the folded file's first frames; report reads them back.
+      const byUri = join(out, 'by-uri.json');
+      const again = await runCli(['report', folded, '--group-by', 'uri', '--json', byUri, '-o', join(out, 'by-uri.svg'), '--log-format', 'json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect((JSON.parse(readFileSync(byUri, 'utf8')) as { uris: Share[] }).uris).toEqual(summary.uris);
+      const uriFirsts = new Set(readFileSync(folded, 'utf8').trim().split('\n').map((l) => l.split(';')[0]).filter((f) => f.startsWith('[uri:')));
+      expect([...uriFirsts].sort()).toEqual(['[uri:/orders]', '[uri:/status]']);
     }, 60_000);
   });
 }
