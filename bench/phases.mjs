@@ -373,3 +373,55 @@ export async function offCpuCost(result) {
     log(`  ${k}: ${c.ratio.toFixed(3)}x CPU per request (${c.cpuPerReqUs.toFixed(2)} vs ${base.toFixed(2)} us), BPF ${c.bpfNsPerEvent.toFixed(0)} ns per switch event, ${(c.bpfNsPerReq / 1000).toFixed(2)} us per request`);
   }
 }
+
+// ---------------------------------------------------------------------------
+// 7. --label uri's cost: the BPF time per CPU sample of the sampler with and
+// without the request URI read (exdata, the URI's ngx_str_t and its bytes,
+// a hash, one lookup), alternated runs at 999 Hz on the fixture under wrk
+// (/work: every request runs Lua in content), medians side by side; and the
+// share of the samples the labels covered, from the summary.
+//
+//   sudo BENCH_ONLY=uriLabelCost node bench/run.mjs
+
+const URI_REPS = QUICK ? 1 : 3;
+const URI_WINDOW_SEC = QUICK ? 3 : 5;
+
+export async function uriLabelCost(result) {
+  log(`--label uri cost: fixture nginx (1 worker, jit-on), wrk on /work, 999 Hz, ${URI_WINDOW_SEC} s windows, ${URI_REPS} repetition(s) each`);
+  result.statsVia ??= await enableBpfStats();
+  const target = await startNginx('jit-on', 1);
+  // As in the overhead phase: the worker on one CPU, wrk on another.
+  target.loadCpu = cpus().length >= 2 ? 0 : null;
+  if (target.loadCpu !== null) run('taskset', ['-pc', '1', String(target.workers[0])]);
+  await wrk(target.port, '/work', 2, { cpu: target.loadCpu });
+  const dir = tempDir('uri-labels');
+  const kinds = ['without labels', '--label uri'];
+  const runs = [];
+  for (let r = 0; r < URI_REPS; r++) {
+    for (const kind of kinds) {
+      const json = join(dir, `summary-${runs.length}.json`);
+      const extra = ['--json', json, ...(kind === '--label uri' ? ['--label', 'uri'] : [])];
+      const tool = await startTool(target, { kind: 'profiler', hz: 999, extra }, dir);
+      try {
+        for (let i = 0; i < 5; i++) await get(target.port, '/work');
+        await sleep(500);
+        const ids = bpfProgIds(tool.pid);
+        const bpf0 = bpfProgStats(ids);
+        const load = await wrk(target.port, '/work', URI_WINDOW_SEC, { cpu: target.loadCpu });
+        const s = statDelta(bpf0, bpfProgStats(ids)).sample_stack ?? { runTimeNs: 0, runCnt: 0 };
+        runs.push({ kind, requests: load.requests, samples: s.runCnt, bpfNsPerSample: s.runCnt ? s.runTimeNs / s.runCnt : NaN });
+      } finally {
+        await tool.stop();
+      }
+      const summary = JSON.parse(readFileSync(json, 'utf8'));
+      const run = runs[runs.length - 1];
+      run.labelledShare = summary.uris.reduce((sum, u) => sum + u.totalShare, 0);
+      run.uris = summary.uris.map((u) => u.name);
+      log(`  ${kind.padEnd(16)} BPF ${run.bpfNsPerSample.toFixed(0)} ns/sample over ${run.samples} samples; labelled ${(100 * run.labelledShare).toFixed(1)}% ${JSON.stringify(run.uris)}`);
+    }
+  }
+  result.uriLabelCost = Object.fromEntries(kinds.map((k) => [k, { bpfNsPerSample: median(runs.filter((r) => r.kind === k).map((r) => r.bpfNsPerSample)) }]));
+  result.uriLabelCost.runs = runs;
+  const [off, on] = kinds.map((k) => result.uriLabelCost[k].bpfNsPerSample);
+  log(`  BPF per sample: ${off.toFixed(0)} ns without, ${on.toFixed(0)} ns with --label uri (+${(on - off).toFixed(0)} ns, ${(on / off).toFixed(3)}x)`);
+}
