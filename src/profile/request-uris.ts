@@ -100,6 +100,18 @@ export class RequestUriLabels {
     }
   }
 
+  /** The run ends: a binary nothing was learned for gets its one warning now. */
+  finish(): void {
+    for (const [pid, l] of this.learning) {
+      this.warnOnce(
+        `window:${l.exe}`,
+        { target: pid, exe: l.exe, requests: this.votes.get(l.exe)?.requests ?? 0 },
+        `--label uri: could not learn where ${l.exe} keeps a request's URI while the profile ran (no Lua ran for a request, or none confirmed it): no URI labels`,
+      );
+    }
+    this.learning.clear();
+  }
+
   /** Every label the kernel saw, by id. */
   labels(): Map<number, string> {
     return this.bpf.uriLabels();

@@ -226,7 +226,10 @@ class ProfileRun {
     this.table.add(this.bpf.drainCounts(0));
     this.table.add(this.bpf.drainCounts(1));
     if (this.mode !== 'cpu') this.table.add(offCpuUntilNow(this.bpf.drainOffCpuStarts()));
-    if (this.uris) this.uriPaths = this.uris.labels();
+    if (this.uris) {
+      this.uris.finish();
+      this.uriPaths = this.uris.labels();
+    }
     const counters = this.bpf.stats();
     stats.samples = counters[StatIndex.Samples];
     stats.lostMapFull = counters[StatIndex.LostMapFull] + this.table.lostWithoutStack;

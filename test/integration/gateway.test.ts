@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFolded } from '../../src/report/fold.js';
 import { frameKind } from '../../src/report/frame.js';
 import { stackPhase } from '../../src/report/gateway.js';
-import { childPids, freePort, luajitBuild, repoRoot, requireRoot, runCli, sleep, startLoad } from '../support/fixture.js';
+import { childPids, freePort, luajitBuild, repoRoot, requireRoot, runCli, sleep, startLoad, startStandalone } from '../support/fixture.js';
 
 const execFileP = promisify(execFile);
 const TOLERANCE_PP = 3;
@@ -247,6 +247,46 @@ for (const mode of MODES) {
     }, 60_000);
   });
 }
+
+// --label uri where no label can be had: one warning line, an empty URI
+// table, and the profile as it would be without the option.
+describe('--label uri without labels', () => {
+  const out = mkdtempSync(join(tmpdir(), 'apisix-profile-gateway-nolabels-'));
+  beforeAll(() => requireRoot());
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  const profile = async (pid: number) => {
+    const json = join(out, 'summary.json');
+    const run = await runCli(['--pid', String(pid), '--duration', '2', '--frequency', '999', '-o', join(out, 'o.svg'), '--json', json, '--label', 'uri', '--log-format', 'json']);
+    const warnings = run.stderr.split('\n').filter((l) => l.includes('--label uri:'));
+    return { run, warnings, uris: (JSON.parse(readFileSync(json, 'utf8')) as { uris: Share[] }).uris };
+  };
+
+  it("upstream LuaJIT (no lua_setexdata): one warning line, exit 0, no URIs", async () => {
+    const app = await startStandalone(luajitBuild('luajit', 'gc64').luajit, 'jit-on');
+    try {
+      const { run, warnings, uris } = await profile(app.pid);
+      expect(run.code, run.stderr).toBe(0);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain("is not OpenResty's LuaJIT (no lua_setexdata): no URI labels");
+      expect(uris).toEqual([]);
+    } finally {
+      await app.stop();
+    }
+  }, 60_000);
+
+  it('a gateway serving no request while it runs (its timer runs Lua outside any): one warning line, no URIs', async () => {
+    const gw = await startGateway(MODES[0]);
+    try {
+      const { warnings, uris } = await profile(gw.master);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('could not learn where');
+      expect(uris).toEqual([]);
+    } finally {
+      await gw.stop();
+    }
+  }, 60_000);
+});
 
 // `report` on folded files other tools wrote: stapxx's Lua frames
 // (`@chunk:line`) name plugins as ours do; perf's stacks have no Lua frame,
