@@ -5,8 +5,8 @@
 #    verified instructions under every load variant) -> OUT_DIR/doctor.json
 # 2. RUNS one-shot profiles of the fixture nginx under wrk load, each a fresh
 #    profiler process of SECONDS -> OUT_DIR/profile-N.{json,folded,log,exit}
-# 3. One off-CPU profile of the fixture's blocking handlers (/block, one
-#    connection) -> OUT_DIR/offcpu.{json,folded,log,exit}, and the handlers'
+# 3. One off-CPU profile of the fixture's FFI blocking handlers
+#    (/block?only=ffi, one connection: fork and exec are too slow here) -> OUT_DIR/offcpu.{json,folded,log,exit}, and the handlers'
 #    own measurement of their blocked time since just before it ->
 #    OUT_DIR/offcpu-truth.json
 # kernel-matrix.test.ts reads these on the host. Exits 0 once all ran, with
@@ -41,7 +41,7 @@ done
 # The handlers' measurement covers the sampling only: reset when the
 # profiler logs that sampling started, read when it logs that it stopped
 # (starting the profiler takes ~10 s under TCG).
-wrk -t1 -c1 -d$((seconds + 60))s "http://127.0.0.1:$port/block" >/dev/null 2>&1 &
+wrk -t1 -c1 -d$((seconds + 60))s "http://127.0.0.1:$port/block?only=ffi" >/dev/null 2>&1 &
 load=$!
 sleep 1
 node "$cli" --pid "$master" --duration "$seconds" --mode off-cpu --log-format json \
