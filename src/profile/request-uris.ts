@@ -3,9 +3,10 @@
 // the requests its samples offer are read from the process and scanned for
 // the URI's offset (src/gateway/request-layout.ts) until enough agree, and
 // then the kernel labels samples with it. Processes of the same nginx binary
-// share what one of them learned. Where nothing can be learned within the
+// (device and inode: two containers' nginx at one path may differ) share
+// what one of them learned. Where nothing can be learned within the
 // window, one warning line: the profile goes on without labels.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { REQUEST_SCAN_BYTES, UriOffsetVotes, uriOffsetCandidates } from '../gateway/request-layout.js';
 import type { ProfilerObject } from '../native/profiler-object.js';
@@ -15,7 +16,10 @@ import type { MemoryReader } from '../target/process-memory.js';
 export const URI_LEARN_WINDOW_MS = 10_000;
 
 interface Learner {
+  /** The nginx binary: device and inode, what votes and offsets are kept by. */
   exe: string;
+  /** Its path, for the log. */
+  path: string;
   exdataOffset: number;
   mem: MemoryReader;
   since: number;
@@ -41,14 +45,17 @@ export class RequestUriLabels {
       return;
     }
     let exe: string;
+    let path: string;
     try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
+      const st = statSync(`/proc/${pid}/exe`);
+      exe = `${st.dev}:${st.ino}`;
+      path = readlinkSync(`/proc/${pid}/exe`);
     } catch {
       return;
     }
     const offset = this.learned.get(exe);
     this.bpf.setRequestUriState(pid, { request: 0n, exdataOffset, uriOffset: offset ?? 0 });
-    if (offset === undefined) this.learning.set(pid, { exe, exdataOffset, mem, since: Date.now() });
+    if (offset === undefined) this.learning.set(pid, { exe, path, exdataOffset, mem, since: Date.now() });
   }
 
   /** Whether some process is still learning (the run polls fast meanwhile). */
@@ -81,7 +88,7 @@ export class RequestUriLabels {
           const offset = votes.learned();
           if (offset !== null) {
             this.learned.set(l.exe, offset);
-            this.log.info({ target: pid, exe: l.exe, uriOffset: offset, requests: votes.requests }, `--label uri: requests keep their URI at offset ${offset}`);
+            this.log.info({ target: pid, exe: l.path, uriOffset: offset, requests: votes.requests }, `--label uri: requests keep their URI at offset ${offset}`);
             this.settle(pid, l, offset);
             continue;
           }
@@ -93,8 +100,8 @@ export class RequestUriLabels {
         this.bpf.setRequestUriState(pid, { request: 0n, exdataOffset: -1, uriOffset: 0 });
         this.warnOnce(
           `window:${l.exe}`,
-          { target: pid, exe: l.exe, requests: this.votes.get(l.exe)?.requests ?? 0 },
-          `--label uri: could not learn where ${l.exe} keeps a request's URI within ${URI_LEARN_WINDOW_MS / 1000} s (no Lua ran for a request, or none confirmed it): no URI labels`,
+          { target: pid, exe: l.path, requests: this.votes.get(l.exe)?.requests ?? 0 },
+          `--label uri: could not learn where ${l.path} keeps a request's URI within ${URI_LEARN_WINDOW_MS / 1000} s (no Lua ran for a request, or none confirmed it): no URI labels`,
         );
       }
     }
@@ -105,8 +112,8 @@ export class RequestUriLabels {
     for (const [pid, l] of this.learning) {
       this.warnOnce(
         `window:${l.exe}`,
-        { target: pid, exe: l.exe, requests: this.votes.get(l.exe)?.requests ?? 0 },
-        `--label uri: could not learn where ${l.exe} keeps a request's URI while the profile ran (no Lua ran for a request, or none confirmed it): no URI labels`,
+        { target: pid, exe: l.path, requests: this.votes.get(l.exe)?.requests ?? 0 },
+        `--label uri: could not learn where ${l.path} keeps a request's URI while the profile ran (no Lua ran for a request, or none confirmed it): no URI labels`,
       );
     }
     this.learning.clear();
