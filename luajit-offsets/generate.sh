@@ -60,7 +60,6 @@ fi
 case "$MODE" in gc64|nogc64) ;; *) usage ;; esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
 CACHE=${APISIX_PROFILE_CACHE:-/var/cache/apisix-profile}
 SRC_CACHE=$CACHE/src
 BUILD_CACHE=$CACHE/build
