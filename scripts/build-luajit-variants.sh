@@ -6,14 +6,15 @@
 # (a second run takes seconds). Each build, build/<package>-<version>-<mode>/,
 # gets a lib/ directory holding libluajit-5.1.so.2 for LD_LIBRARY_PATH.
 #
-# Tarballs are read from ${APISIX_PROFILE_LUAJIT_SRC:-<repo>/../shared/luajit-src}
+# Tarballs are read from the folder scripts/luajit-src-dir.sh names
+# ($APISIX_PROFILE_LUAJIT_SRC, else the workspace's shared/luajit-src)
 # (generate.sh checks each against the sha256 in that folder's README.md).
 # Every table is regenerated into a temp dir and must equal the committed one:
 # a build whose layout differs from its table fails here, not in a profile.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${APISIX_PROFILE_CACHE:-/var/cache/apisix-profile}
-src_dir=${APISIX_PROFILE_LUAJIT_SRC:-$root/../shared/luajit-src}
+src_dir=$(bash "$root/scripts/luajit-src-dir.sh")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 start=$(date +%s)

@@ -2,7 +2,7 @@
 // some from Debian's source package and from release tarballs and compare
 // byte for byte (generate.sh reuses cached builds, so this takes seconds
 // after scripts/build-luajit-variants.sh).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { repoRoot, requireRoot } from '../support/fixture.js';
 
-const luajitSrc = process.env.APISIX_PROFILE_LUAJIT_SRC ?? join(repoRoot, '..', 'shared', 'luajit-src');
+// The same folder scripts/build-luajit-variants.sh builds from.
+const luajitSrc = execFileSync('bash', [join(repoRoot, 'scripts', 'luajit-src-dir.sh')], { encoding: 'utf8' }).trim();
 
 const cases: { table: string; args: string[] }[] = [
   { table: 'luajit2-2.1-20230119-gc64', args: ['luajit2', 'gc64'] },
