@@ -80,6 +80,7 @@ Examples:
 Exit codes: 0 ok, 1 internal error, 2 bad arguments, 3 target not found,
 4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
 8 a BPF program rejected by the verifier, 9 a diff gate threshold crossed,
+10 a LuaJIT no offset table describes, 11 the command after -- failed,
 130 interrupted twice.`,
     );
 

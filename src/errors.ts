@@ -14,6 +14,8 @@ export const ExitCode = {
   GateFailed: 9,
   /** The target runs a LuaJIT no offset table describes. */
   LuajitUnsupported: 10,
+  /** `profile -- <command>`: the load command failed (outputs written). */
+  CommandFailed: 11,
   Interrupted: 130,
 } as const;
 

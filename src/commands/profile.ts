@@ -149,9 +149,10 @@ With a command: its stdout and stderr pass through (its stdout to stderr when an
 output is - ); Ctrl-C or SIGTERM ends it too, and so does --duration when given.
 
 Exit codes: 0 ok, 1 internal error, 2 bad arguments (also: the command after --
-not found, or it failed; the outputs are still written then), 3 target not found,
-4 permission denied, 5 kernel unsupported, 6 no samples, 7 target already being profiled,
-8 a BPF program rejected by the verifier, 130 interrupted twice.
+not found), 3 target not found, 4 permission denied, 5 kernel unsupported,
+6 no samples, 7 target already being profiled, 8 a BPF program rejected by the
+verifier, 10 a LuaJIT no offset table describes, 11 the command after -- failed
+(the outputs are still written), 130 interrupted twice.
 \`apisix-profile doctor\` checks this host, and a target with --pid.`,
   );
 }
@@ -387,7 +388,7 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
   }
   if (command && commandFailed(command)) {
     log.error({ command }, `the load failed: ${commandText(command.argv)} ${endText(command)}; the outputs were written, but they profile an incomplete load`);
-    return ExitCode.BadArguments;
+    return ExitCode.CommandFailed;
   }
   if (nothingMeasured(stats)) {
     log.warn(opts.mode === 'cpu' ? noSamplesText(stats.targetCpuMs, pids) : `nothing measured: no target thread ${opts.mode === 'wall' ? 'ran or ' : ''}blocked while the profile ran (an idle worker waits in one epoll_wait: put load on it)`);

@@ -1,7 +1,7 @@
 // `profile -- <command...>` against the real fixture: the command starts
 // once sampling has and sampling ends with it; its output passes through
 // (to stderr when the SVG goes to stdout); a missing command is one line
-// and exit 2 before anything is loaded; a failing one is exit 2 with the
+// and exit 2 before anything is loaded; a failing one is exit 11 with the
 // outputs written; --duration bounds it; SIGTERM (and a second Ctrl-C)
 // end the command too and leave nothing behind.
 import { spawn, spawnSync } from 'node:child_process';
@@ -83,11 +83,11 @@ describe('profile -- <command...>', () => {
     expect(s.command.requests).toBeGreaterThan(0);
   });
 
-  it('fails the profile with exit 2 when the command fails, outputs written', async () => {
+  it('fails the profile with exit 11 when the command fails, outputs written', async () => {
     const json = join(dir, 'failed.json');
     const p = startProfile(['--pid', master(), '-o', join(dir, 'failed.svg'), '--json', json, '--', 'wrk', '-t1', '-c1', '-d1s', 'http://127.0.0.1:1/']);
     const r = await p.exited;
-    expect(r.code).toBe(ExitCode.BadArguments);
+    expect(r.code).toBe(ExitCode.CommandFailed);
     expect(r.stderr).toContain('unable to connect to 127.0.0.1:1');
     const last = JSON.parse(r.stderr.trim().split('\n').at(-1)!);
     expect(last.msg).toMatch(/^the load failed: wrk -t1 -c1 -d1s http:\/\/127\.0\.0\.1:1\/ exited with status 1 after /);
