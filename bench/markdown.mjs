@@ -173,6 +173,7 @@ export function renderMarkdown(result) {
   const worst = Math.max(...acc.rows.map((a) => Math.abs(a.errPp)));
   L.push(`Largest error: ${fmt(worst, 2)} pp over ${acc.rows.length / 3} cases; the test run exited with ${acc.testExit}${acc.failed.length ? ` (failed: ${acc.failed.join('; ')})` : ''}.`);
   L.push('');
+  L.push(...extraSections(result));
   L.push('## Goals');
   L.push('');
   const p99 = byName['apisix-profile 99 Hz'];
@@ -196,4 +197,53 @@ export function renderMarkdown(result) {
   for (const [g, v, t, ok] of goals) L.push(`| ${g} | ${v} | ${t} | ${ok ? 'met' : '**not met**'} |`);
   L.push('');
   return L.join('\n');
+}
+
+/** The phases added after the first three: each renders when it ran (a BENCH_ONLY run has one). */
+export function extraSections(result) {
+  const L = [];
+  const off = result.offCpuCost;
+  if (off) {
+    L.push('## Off-CPU mode');
+    L.push('');
+    L.push(
+      'The fixture (1 worker, JIT on) under `wrk -t1 -c1` on `/truth`: one epoll wait, so one switch out and in, per request. ' +
+        'Worker CPU per request with each off-CPU tool against runs without one (median of the repetitions), and the BPF time per switch event ' +
+        '(run time of the tool\'s programs ÷ their runs, which count every switch on the machine the programs look at).',
+    );
+    L.push('');
+    L.push('| tool | CPU/request vs none | goal | BPF per switch event | BPF per request | requests/s |');
+    L.push('|---|---|---|---|---|---|');
+    for (const [k, c] of Object.entries(off)) {
+      if (!c || typeof c !== 'object' || Array.isArray(c)) continue;
+      const goal = k.startsWith('apisix-profile') ? goalCell(c.ratio, 1.02) : '';
+      L.push(`| ${k} | ${fmt(c.ratio, 4)}× | ${goal} | ${fmt(c.bpfNsPerEvent, 0)} ns | ${fmt(c.bpfNsPerReq / 1000, 2)} µs | ${fmt(c.rps, 0)} |`);
+    }
+    L.push('');
+    L.push(`Baseline: ${fmt(off.baselineCpuPerReqUs, 2)} µs of worker CPU per request.`);
+    L.push('');
+  }
+  const uri = result.uriLabelCost;
+  if (uri) {
+    const [without, withLabels] = [uri['without labels'], uri['--label uri']];
+    L.push('## `--label uri`');
+    L.push('');
+    L.push('The fixture under wrk on `/work` at 999 Hz, profiles with and without `--label uri` alternated; the sampler\'s BPF time per sample (median of the runs).');
+    L.push('');
+    L.push('| | BPF per sample | ratio |');
+    L.push('|---|---|---|');
+    L.push(`| without labels | ${fmt(without?.bpfNsPerSample, 0)} ns | 1 |`);
+    L.push(`| \`--label uri\` | ${fmt(withLabels?.bpfNsPerSample, 0)} ns | ${fmt(withLabels?.bpfNsPerSample / without?.bpfNsPerSample, 3)}× |`);
+    const shares = (uri.runs ?? []).filter((r) => r.kind === '--label uri').map((r) => r.labelledShare * 100);
+    if (shares.length) L.push('', `Samples labelled with a URI: ${shares.map((s) => `${fmt(s, 1)}%`).join(', ')}.`);
+    L.push('');
+  }
+  const w = result.watchIdle;
+  if (w) {
+    L.push('## `watch` while idle');
+    L.push('');
+    L.push(`\`apisix-profile watch\` on an idle fixture for ${fmt(w.wallSec, 0)} s (threshold not reached): ${fmt(w.cpuSec * 1000, 0)} ms of CPU, ${fmt(w.cpuPercent, 3)}% of one core, ${fmt(w.rssMb, 0)} MB resident, ${w.bpfPrograms} BPF programs held, ${w.profiles} profiles written.`);
+    L.push('');
+  }
+  return L;
 }

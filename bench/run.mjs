@@ -16,7 +16,8 @@
 //
 // The parts: config.mjs (what is measured, for how long), launchers.mjs
 // (the fixture nginx, wrk and the tools), measure.mjs (CPU time, BPF
-// statistics, ratios, medians), phases.mjs (the three measurements),
+// statistics, ratios, medians), phases.mjs (the measurements: overhead,
+// report speed, accuracy, off-CPU cost, --label uri cost, watch's idle cost),
 // markdown.mjs (the report), cleanup.mjs and util.mjs.
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -26,7 +27,7 @@ import { QUICK, root } from './config.mjs';
 import { renderMarkdown } from './markdown.mjs';
 import { cpuTicks, enableBpfStats, machine } from './measure.mjs';
 import * as phases from './phases.mjs';
-import { accuracy, overhead, reportSpeed } from './phases.mjs';
+import { accuracy, offCpuCost, overhead, reportSpeed, uriLabelCost, watchIdle } from './phases.mjs';
 import { log, tryRun } from './util.mjs';
 
 cleanupOnSignals();
@@ -63,6 +64,12 @@ async function main() {
     await reportSpeed(result);
     await cleanupPhase();
     await accuracy(result);
+    await cleanupPhase();
+    await offCpuCost(result);
+    await cleanupPhase();
+    await uriLabelCost(result);
+    await cleanupPhase();
+    await watchIdle(result);
   } finally {
     result.loadEnd = loadavg().map((x) => x.toFixed(2)).join(' ');
     result.seconds = (Date.now() - t0) / 1000;
