@@ -51,7 +51,9 @@ describe('doctor on this host', () => {
     expect(run.code, run.stdout).toBe(0);
     expect(report.ok).toBe(true);
     expect(report.checks.filter((c) => c.level === 'fail')).toEqual([]);
-    expect(report.checks.slice(0, 7).map((c) => c.id)).toEqual(['root', 'kernel', 'btf', 'perf-paranoid', 'perf-events', 'uprobes', 'tracefs']);
+    expect(report.checks.slice(0, 8).map((c) => c.id)).toEqual(['root', 'kernel', 'btf', 'perf-paranoid', 'perf-events', 'uprobes', 'sched-switch', 'tracefs']);
+    // The off-CPU modes' tracepoint really attached (and was detached).
+    expect(check(report, 'sched-switch')[0]).toMatchObject({ level: 'pass', details: { tried: { attached: true } } });
     // The perf event really opened (through the addon), on every online CPU.
     expect(check(report, 'perf-events')[0].details?.opened).toMatchObject({ cpus: expect.any(Number) });
     // So did a uprobe (on libc's getpid, in doctor's own process).
@@ -71,7 +73,7 @@ describe('doctor on this host', () => {
     expect(programs.map((c) => c.id).sort()).toEqual(['bpf:learn_global_state', 'bpf:offcpu_switch', 'bpf:sample_stack']);
     for (const p of programs) {
       expect(p.level).toBe('pass');
-      expect(p.summary).toMatch(/^BPF \w+ verifies in [\d,]+ instructions \(budget 100,000, limit 1,000,000\) over 8 option sets$/);
+      expect(p.summary).toMatch(new RegExp(`^BPF \\w+ verifies in [\\d,]+ instructions \\(budget 100,000, limit 1,000,000\\) over ${LOAD_VARIANTS.length} option sets$`));
     }
   });
 
