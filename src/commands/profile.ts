@@ -130,6 +130,9 @@ Examples:
   # which plugin, which phase: the summary has both tables; the flame graph split by phase
   sudo apisix-profile -p "$MASTER" -d 30 --summary profile.md --group-by phase
 
+  # which route: CPU by request URI path in the summary, the flame graph split by URI
+  sudo apisix-profile -p "$MASTER" -d 30 --summary profile.md --label uri --group-by uri
+
   # where workers block (file I/O, os.execute, blocking sockets, FFI), weighted by time off the CPU;
   # the event loop's idle wait is totalled in the summary, not drawn
   sudo apisix-profile -p "$MASTER" -d 30 --mode off-cpu -o offcpu.svg --summary offcpu.md
