@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
@@ -297,15 +298,37 @@ Napi::Value Session::Programs(const Napi::CallbackInfo& info) {
     bpf_program* prog = bpf_object__find_program_by_name(obj_, entry.name.c_str());
     int fd = prog ? bpf_program__fd(prog) : -1;
     uint32_t verified = 0;
+    // The functions the loaded program is made of, in the kernel's order
+    // (the program, then each subprogram the verifier kept): the order of
+    // the log's "stack depth" figures, which do not name them.
+    Napi::Array functions = Napi::Array::New(env);
     if (fd >= 0) {
       bpf_prog_info prog_info = {};
       uint32_t len = sizeof(prog_info);
       if (bpf_obj_get_info_by_fd(fd, &prog_info, &len) == 0) verified = prog_info.verified_insns;
+      const btf* object_btf = bpf_object__btf(obj_);
+      uint32_t count = prog_info.nr_func_info;
+      if (object_btf && count > 0 && prog_info.func_info_rec_size == sizeof(bpf_func_info)) {
+        std::vector<bpf_func_info> records(count);
+        bpf_prog_info func_query = {};
+        func_query.nr_func_info = count;
+        func_query.func_info_rec_size = sizeof(bpf_func_info);
+        func_query.func_info = reinterpret_cast<uint64_t>(records.data());
+        len = sizeof(func_query);
+        if (bpf_obj_get_info_by_fd(fd, &func_query, &len) == 0) {
+          for (uint32_t f = 0; f < count && f < func_query.nr_func_info; f++) {
+            const btf_type* type = btf__type_by_id(object_btf, records[f].type_id);
+            const char* func_name = type ? btf__name_by_offset(object_btf, type->name_off) : nullptr;
+            functions.Set(f, func_name ? func_name : "");
+          }
+        }
+      }
     }
     Napi::Object item = Napi::Object::New(env);
     item.Set("name", entry.name);
     item.Set("loaded", fd >= 0);
     item.Set("verifiedInsns", verified);
+    item.Set("functions", functions);
     item.Set("log", entry.log);
     out.Set(i++, item);
   }

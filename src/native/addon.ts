@@ -56,6 +56,12 @@ export interface NativeProgramInfo {
   loaded: boolean;
   /** bpf_prog_info.verified_insns; 0 on kernels before 5.16. */
   verifiedInsns: number;
+  /**
+   * The loaded program's functions from its BTF func_info: the program,
+   * then each subprogram the verifier kept, in the order of the log's
+   * "stack depth" figures. Empty when not loaded.
+   */
+  functions: string[];
   /** The verifier's log (its statistics lines unless load(true)). */
   log: string;
 }

@@ -2,7 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { describeLoadFailure, missingHelper } from '../../src/kernel/load-error.js';
 import { LOAD_VARIANTS, variantName, worstPerProgram } from '../../src/kernel/budget.js';
-import { parseVerifierStats, programFigures, rejectedProgram, VERIFIER_BUDGET, verifierReason } from '../../src/kernel/verifier.js';
+import {
+  parseStackDepths,
+  parseVerifierStats,
+  programFigures,
+  rejectedProgram,
+  roundedFrame,
+  STACK_BUDGET,
+  STACK_LIMIT,
+  stackChain,
+  VERIFIER_BUDGET,
+  verifierReason,
+} from '../../src/kernel/verifier.js';
 
 // The closing lines of real logs (kernel 6.18): a program that loaded, and
 // the earlier sample_stack that crossed the limit.
@@ -107,5 +118,61 @@ describe('one line for a BPF object the kernel would not load', () => {
     const err = describeLoadFailure({ error: { message: 'load BPF object x: No such file or directory', code: 'ENOENT' }, programs: [], release });
     expect(err.exitCode).toBe(ExitCode.KernelUnsupported);
     expect(err.message).toContain('could not load the BPF object');
+  });
+});
+
+// Stats logs captured on 6.18 (before the stack was reduced), with the
+// functions the kernel's func_info named for each figure.
+const OFFCPU_CFI_LOG =
+  'verification time 23310 usec\nstack depth 312+24+40+64+56+16+48+112\nprocessed 24422 insns (limit 1000000) max_states_per_insn 18 total_states 701 peak_states 399 mark_read 0\n';
+const OFFCPU_CFI_FUNCTIONS = ['offcpu_switch', 'switched_in', 'idle_wait', 'native_walk_step', 'resolve_row', 'read_windowed', 'lua_thread_step', 'lua_walk_step'];
+const OFFCPU_FP_LOG =
+  'verification time 6069 usec\nstack depth 296+24+40+16+112\nprocessed 8207 insns (limit 1000000) max_states_per_insn 4 total_states 248 peak_states 211 mark_read 0\n';
+const OFFCPU_FP_FUNCTIONS = ['offcpu_switch', 'switched_in', 'idle_wait', 'read_windowed', 'lua_walk_step'];
+// bpfCallGraphs' answer for offcpu_switch in the same object.
+const OFFCPU_GRAPH = {
+  program: 'offcpu_switch',
+  subprograms: ['switched_in', 'idle_wait', 'native_walk_step', 'resolve_row', 'read_windowed', 'request_uri_label', 'lua_thread_step', 'lua_walk_step'],
+  calls: new Map<string, string[]>([
+    ['offcpu_switch', ['switched_in', 'idle_wait', 'native_walk_step', 'request_uri_label', 'lua_thread_step', 'lua_walk_step']],
+    ['native_walk_step', ['resolve_row', 'read_windowed']],
+    ['lua_thread_step', ['native_walk_step']],
+    ['lua_walk_step', ['read_windowed']],
+  ]),
+};
+
+describe('stack depth', () => {
+  it('reads the per-function depths of the stats line', () => {
+    expect(parseStackDepths(OFFCPU_CFI_LOG)).toEqual([312, 24, 40, 64, 56, 16, 48, 112]);
+    expect(parseStackDepths(OK_LOG)).toEqual([8]);
+    expect(parseStackDepths(TOO_BIG_LOG)).toEqual([312, 80, 0, 112]);
+    expect(parseStackDepths('processed 41 insns (limit 1000000)')).toBeNull();
+  });
+
+  it('rounds each frame as 6.1 does: up to 32 bytes, at least 32', () => {
+    expect([0, 1, 8, 32, 33, 312].map(roundedFrame)).toEqual([32, 32, 32, 32, 64, 320]);
+  });
+
+  it('adds the frames of the deepest call chain: 6.1 loaded this program at exactly its 512-byte limit', () => {
+    // offcpu_switch 320 + lua_thread_step 64 + native_walk_step 64 + resolve_row 64.
+    expect(stackChain(parseStackDepths(OFFCPU_CFI_LOG)!, OFFCPU_GRAPH, OFFCPU_CFI_FUNCTIONS)).toBe(512);
+    // Without the native walk: offcpu_switch 320 + lua_walk_step 128 + read_windowed 32.
+    expect(stackChain(parseStackDepths(OFFCPU_FP_LOG)!, OFFCPU_GRAPH, OFFCPU_FP_FUNCTIONS)).toBe(480);
+  });
+
+  it('without names, takes the deepest way the figures could fall on the functions left', () => {
+    // All kept but one: some assignment gives lua_thread_step the 112.
+    const unnamed = stackChain(parseStackDepths(OFFCPU_FP_LOG)!, OFFCPU_GRAPH);
+    expect(unnamed).toBeGreaterThanOrEqual(480);
+    expect(unnamed).toBeLessThanOrEqual(320 + 128 + 64 + 64);
+    // Every figure named and present: the same as with names.
+    expect(stackChain([312, 24, 40, 64, 56, 16, 40, 48, 112], OFFCPU_GRAPH)).toBe(512);
+  });
+
+  it('carries the depths and names into each program figure', () => {
+    const [f] = programFigures([{ name: 'offcpu_switch', loaded: true, verifiedInsns: 24422, functions: OFFCPU_CFI_FUNCTIONS, log: OFFCPU_CFI_LOG }]);
+    expect(f!.stackDepths).toEqual([312, 24, 40, 64, 56, 16, 48, 112]);
+    expect(f!.functions).toEqual(OFFCPU_CFI_FUNCTIONS);
+    expect(STACK_BUDGET).toBeLessThanOrEqual(STACK_LIMIT * 0.75);
   });
 });
