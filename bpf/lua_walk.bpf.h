@@ -236,7 +236,6 @@ static __always_inline bool is_frame_base(const struct lj_offsets *off, __u64 ba
  * The lua_State fields the walk needs (base, stack, maxstack, cframe) all
  * sit in its first 88 bytes: one read instead of four.
  */
-#define LJ_L_HEAD_SIZE 128 /* a power of two: the read size is masked by it */
 
 /* A GCRef/MRef in the lua_State head: 64 bits in GC64 builds, 32 otherwise. */
 static __always_inline __u64 l_head_ref(const struct lj_offsets *off, const __u8 *head, __u32 at)
@@ -341,14 +340,18 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 {
 	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
 	__u64 G = st->g, L = 0, jit_base = 0, stack, base, cframe, leaf_pc = 0;
-	__u8 l_head[LJ_L_HEAD_SIZE] = {};
 	struct walk_scratch *ws;
 	struct lua_walk *w;
 	__s32 vmstate = 0;
 	__u32 l_size, zero = 0;
+	__u8 *l_head;
 
 	if (!off)
 		return id;
+	ws = bpf_map_lookup_elem(&walks, &zero);
+	if (!ws)
+		return id;
+	l_head = ws->l_head;
 	/* Up to the last field needed, so the read never runs past the object. */
 	l_size = off->L_cframe;
 	if (off->L_base > l_size)
@@ -382,9 +385,6 @@ static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *ure
 	}
 	stack = l_head_ref(off, l_head, off->L_stack);
 	if (!stack)
-		return id;
-	ws = bpf_map_lookup_elem(&walks, &zero);
-	if (!ws)
 		return id;
 	w = &ws->lua;
 	/* Set with SAMPLE_IN_LUA, before any early return: --label uri reads its request. */

@@ -64,7 +64,17 @@ struct offcpu_walk {
 	__u32 pad;
 };
 
+/*
+ * The head of the lua_State being walked, read at once up to the last
+ * field needed (lua_walk.bpf.h walk_lua). A power of two: the read size is
+ * masked by it. Here rather than on the BPF stack, where it took 128 of the
+ * sampler's and the switch's own frame, whose call chains must fit 512
+ * bytes with a quarter to spare (src/kernel/verifier.ts STACK_BUDGET).
+ */
+#define LJ_L_HEAD_SIZE 128
+
 struct walk_scratch {
+	__u8 l_head[LJ_L_HEAD_SIZE];
 	struct lua_walk lua;
 	struct native_walk native;
 	struct unwind_row row; /* what resolve_row found */
