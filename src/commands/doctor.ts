@@ -10,7 +10,7 @@ import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { CliError, ExitCode } from '../errors.js';
-import { type BudgetReport, LOAD_VARIANTS, measureVerifierCosts, worstPerProgram } from '../kernel/budget.js';
+import { type BudgetReport, deepestStackPerProgram, LOAD_VARIANTS, measureVerifierCosts, worstPerProgram } from '../kernel/budget.js';
 import {
   canLoadBpf,
   type Check,
@@ -30,7 +30,7 @@ import {
   type UprobeTry,
 } from '../kernel/features.js';
 import { formatVersion, MIN_KERNEL } from '../kernel/min-kernel.js';
-import { VERIFIER_BUDGET } from '../kernel/verifier.js';
+import { STACK_LIMIT, VERIFIER_BUDGET } from '../kernel/verifier.js';
 import { checkSchedSwitch, type SwitchTry } from '../kernel/sched-switch.js';
 import { findLuajit } from '../luajit/detect.js';
 import { planTables } from '../luajit/layout-choice.js';
@@ -156,13 +156,20 @@ export function loadErrorExitCode(line: string): number {
   return ExitCode.BpfRejected;
 }
 
-/** Check 8: per program, its worst verified instruction count over every option set; per distinct failure, one line. */
+/**
+ * Check 8: per program, its worst verified instruction count and deepest
+ * call-chain stack over every option set; per distinct failure, one line.
+ */
 export function bpfChecks(report: BudgetReport): Check[] {
   const checks: Check[] = [];
   const total = LOAD_VARIANTS.length;
+  const deepest = deepestStackPerProgram(report.costs);
   for (const [program, worst] of worstPerProgram(report.costs)) {
     const mine = report.costs.filter((c) => c.program === program);
     const sets = `over ${mine.length} option set${mine.length === 1 ? '' : 's'}`;
+    const stack = deepest.get(program)!;
+    // A report without stackBudget predates the stack figures: its line has none.
+    const measuresStack = report.stackBudget !== undefined;
     const details = {
       program,
       worst: worst.instructions,
@@ -170,7 +177,22 @@ export function bpfChecks(report: BudgetReport): Check[] {
       budget: report.budget,
       limit: VERIFIER_LIMIT,
       variants: Object.fromEntries(mine.map((c) => [c.variant, c.instructions])),
+      ...(measuresStack
+        ? {
+            stack: stack.stack,
+            stackVariant: stack.variant,
+            stackBudget: report.stackBudget,
+            stackLimit: STACK_LIMIT,
+            stackVariants: Object.fromEntries(mine.map((c) => [c.variant, c.stack])),
+          }
+        : {}),
     };
+    const stackPart = !measuresStack
+      ? ''
+      : stack.stack == null
+        ? ', stack depth not reported'
+        : `, stack ${fmt(stack.stack)} bytes on its deepest call chain (budget ${fmt(report.stackBudget!)}, limit ${fmt(STACK_LIMIT)})`;
+    const stackOver = measuresStack && stack.stack != null && stack.stack > report.stackBudget!;
     if (worst.instructions === null) {
       checks.push({
         id: `bpf:${program}`,
@@ -179,7 +201,7 @@ export function bpfChecks(report: BudgetReport): Check[] {
         fix: 'nothing to do for profiling; the budget check needs Linux 5.16+ (verified_insns)',
         details,
       });
-    } else if (!worst.withinBudget) {
+    } else if (worst.instructions > report.budget) {
       checks.push({
         id: `bpf:${program}`,
         level: 'warn',
@@ -187,11 +209,19 @@ export function bpfChecks(report: BudgetReport): Check[] {
         fix: 'it loads here, but a newer kernel may reject it: please report it with `apisix-profile doctor --json`',
         details,
       });
+    } else if (stackOver) {
+      checks.push({
+        id: `bpf:${program}`,
+        level: 'warn',
+        summary: `BPF ${program} needs ${fmt(stack.stack!)} bytes of stack on its deepest call chain with ${stack.variant}, over its budget of ${fmt(report.stackBudget!)} (limit ${fmt(STACK_LIMIT)}) ${sets}`,
+        fix: 'it loads here, but another kernel may reject it: please report it with `apisix-profile doctor --json`',
+        details,
+      });
     } else {
       checks.push({
         id: `bpf:${program}`,
         level: 'pass',
-        summary: `BPF ${program} verifies in ${fmt(worst.instructions)} instructions (budget ${fmt(report.budget)}, limit ${fmt(VERIFIER_LIMIT)}) ${sets}`,
+        summary: `BPF ${program} verifies in ${fmt(worst.instructions)} instructions (budget ${fmt(report.budget)}, limit ${fmt(VERIFIER_LIMIT)})${stackPart} ${sets}`,
         details,
       });
     }

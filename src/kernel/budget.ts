@@ -44,7 +44,7 @@ export interface VariantCost {
    * Bytes of stack on the deepest call chain, each frame rounded as 6.1
    * rounds it (verifier.ts stackChain); null when the log gave no depths.
    */
-  stack: number | null;
+  stack?: number | null;
   /** Both figures within their budgets. */
   withinBudget: boolean;
 }
@@ -52,7 +52,8 @@ export interface VariantCost {
 export interface BudgetReport {
   release: string;
   budget: number;
-  stackBudget: number;
+  /** Bytes; absent in reports from before the stack was measured. */
+  stackBudget?: number;
   costs: VariantCost[];
   /** The one line of a variant the kernel rejected, if any did. */
   failures: { variant: string; error: string }[];
@@ -108,7 +109,7 @@ export function deepestStackPerProgram(costs: readonly VariantCost[]): Map<strin
   const worst = new Map<string, VariantCost>();
   for (const c of costs) {
     const prev = worst.get(c.program);
-    if (!prev || (c.stack ?? Infinity) > (prev.stack ?? -1)) worst.set(c.program, c);
+    if (!prev || (c.stack === null ? Infinity : (c.stack ?? -1)) > (prev.stack ?? -1)) worst.set(c.program, c);
   }
   return worst;
 }

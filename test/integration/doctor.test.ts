@@ -67,13 +67,18 @@ describe('doctor on this host', () => {
     for (const c of budget.costs) {
       expect(c.instructions, `${c.program} (${c.variant})`).not.toBeNull();
       expect(c.instructions!, `${c.program} (${c.variant})`).toBeLessThanOrEqual(VERIFIER_BUDGET);
+      expect(c.stack!, `${c.program} (${c.variant})`).toBeLessThanOrEqual(budget.stackBudget!);
       expect(c.withinBudget).toBe(true);
     }
     const programs = report.checks.filter((c) => c.id.startsWith('bpf:'));
     expect(programs.map((c) => c.id).sort()).toEqual(['bpf:learn_global_state', 'bpf:offcpu_switch', 'bpf:sample_stack']);
     for (const p of programs) {
       expect(p.level).toBe('pass');
-      expect(p.summary).toMatch(new RegExp(`^BPF \\w+ verifies in [\\d,]+ instructions \\(budget 100,000, limit 1,000,000\\) over ${LOAD_VARIANTS.length} option sets$`));
+      expect(p.summary).toMatch(
+        new RegExp(
+          `^BPF \\w+ verifies in [\\d,]+ instructions \\(budget 100,000, limit 1,000,000\\), stack \\d+ bytes on its deepest call chain \\(budget 384, limit 512\\) over ${LOAD_VARIANTS.length} option sets$`,
+        ),
+      );
     }
   });
 

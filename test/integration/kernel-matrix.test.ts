@@ -1,7 +1,7 @@
 // The kernel matrix: Debian's own 6.1 and 6.12 kernels booted under qemu
 // (scripts/kernel-vm/), plus the host's kernel, each running
 // test/kernel-matrix/guest-check.sh: `doctor --json` (every program within
-// the verifier budget under every load variant) and repeated one-shot
+// the verifier's instruction and stack budgets under every load variant) and repeated one-shot
 // profiles of the fixture nginx under load, each with Lua frames, stacks
 // that reach main() and no lost sample, and one off-CPU profile of the
 // fixture's blocking handlers against their own measurement. A kernel that cannot be fetched or
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOAD_VARIANTS } from '../../src/kernel/budget.js';
-import { VERIFIER_BUDGET } from '../../src/kernel/verifier.js';
+import { STACK_BUDGET, STACK_LIMIT, VERIFIER_BUDGET } from '../../src/kernel/verifier.js';
 import { parseFolded } from '../../src/report/fold.js';
 import { repoRoot, requireRoot } from '../support/fixture.js';
 import { BLOCKING_FUNCTIONS, type BlockingTruth, profileShares, truthShares } from '../support/offcpu.js';
@@ -31,7 +31,11 @@ interface ProfileSummary {
 interface DoctorReport {
   ok: boolean;
   release: string;
-  budget: { costs: { program: string; variant: string; instructions: number | null }[]; failures: unknown[] } | null;
+  budget: {
+    stackBudget?: number;
+    costs: { program: string; variant: string; instructions: number | null; stack?: number | null }[];
+    failures: unknown[];
+  } | null;
 }
 
 /** Fetches (cached) and boots one kernel line, or runs on the host; returns the output folder. */
@@ -73,8 +77,11 @@ function kernelsDoc(byRelease: Map<string, DoctorReport>): string {
     'Written by `WRITE_KERNELS_DOC=1 npx vitest run test/integration/kernel-matrix.test.ts` (as root): the kernel matrix',
     '(the host\'s kernel, and Debian\'s 6.1 and 6.12 booted under qemu by `scripts/kernel-vm/`) loads every BPF program under',
     'every combination of the options that change what is verified, and reads the instructions the verifier processed',
-    `(\`verified_insns\`). The budget is ${VERIFIER_BUDGET.toLocaleString('en-US')} instructions per program, a tenth of the kernel's limit`,
-    '(`src/kernel/verifier.ts`); `npm test` fails above it. Do not edit by hand.',
+    `(\`verified_insns\`) and the stack of the program's deepest call chain: its own frame and those of the subprograms`,
+    'it is inside of, from the verifier\'s per-function depths (named by the program\'s func_info) and the object\'s calls,',
+    `each frame rounded up to 32 bytes as 6.1 rounds it. The budgets are ${VERIFIER_BUDGET.toLocaleString('en-US')} instructions per program, a tenth`,
+    `of the kernel's limit, and ${STACK_BUDGET} bytes of stack, a quarter of the kernel's ${STACK_LIMIT} free (\`src/kernel/verifier.ts\`);`,
+    '`npm test` fails above either. Each cell: instructions / stack bytes. Do not edit by hand.',
     '',
   ];
   for (const [release, report] of byRelease) {
@@ -82,7 +89,10 @@ function kernelsDoc(byRelease: Map<string, DoctorReport>): string {
     const programs = [...new Set(report.budget!.costs.map((c) => c.program))];
     L.push(`## ${release}`, '', `| variant | ${programs.join(' | ')} |`, `|---|${programs.map(() => '---:').join('|')}|`);
     for (const v of variants) {
-      const cells = programs.map((p) => report.budget!.costs.find((c) => c.variant === v && c.program === p)?.instructions?.toLocaleString('en-US') ?? 'n/a');
+      const cells = programs.map((p) => {
+        const cost = report.budget!.costs.find((c) => c.variant === v && c.program === p);
+        return `${cost?.instructions?.toLocaleString('en-US') ?? 'n/a'} / ${cost?.stack ?? 'n/a'}`;
+      });
       L.push(`| ${v} | ${cells.join(' | ')} |`);
     }
     L.push('');
@@ -98,11 +108,13 @@ describe.each(['host', '6.1', '6.12'] as const)('kernel %s', (line) => {
     await runMatrixEntry(line, out);
   }, 600_000);
 
-  it('doctor: every check passes and every program verifies within the budget under every variant', () => {
+  it('doctor: every check passes and every program verifies within the instruction and stack budgets under every variant', () => {
     const doctor = JSON.parse(readFileSync(join(out, 'doctor.json'), 'utf8')) as DoctorReport;
     reports.set(line === 'host' ? `${doctor.release} (the host)` : doctor.release, doctor);
-    console.log(`kernel ${doctor.release}: verifier cost (budget ${VERIFIER_BUDGET})`);
-    for (const c of doctor.budget?.costs ?? []) console.log(`  ${c.program.padEnd(20)} ${String(c.instructions).padStart(8)}  ${c.variant}`);
+    console.log(`kernel ${doctor.release}: verifier cost (budget ${VERIFIER_BUDGET} instructions, ${STACK_BUDGET} stack bytes)`);
+    for (const c of doctor.budget?.costs ?? []) {
+      console.log(`  ${c.program.padEnd(20)} ${String(c.instructions).padStart(8)} ${String(c.stack).padStart(5)} B  ${c.variant}`);
+    }
     expect(doctor.ok, readFileSync(join(out, 'doctor.log'), 'utf8')).toBe(true);
     expect(doctor.budget?.failures).toEqual([]);
     // Every program (uprobe, CPU sampler, off-CPU switch) under every load variant.
@@ -110,6 +122,9 @@ describe.each(['host', '6.1', '6.12'] as const)('kernel %s', (line) => {
     for (const c of doctor.budget!.costs) {
       expect(c.instructions, `${c.program} ${c.variant}`).not.toBeNull();
       expect(c.instructions!, `${c.program} ${c.variant}`).toBeLessThanOrEqual(VERIFIER_BUDGET);
+      // The guest's own log figures: at least one rounded frame, within the stack budget.
+      expect(c.stack, `${c.program} ${c.variant}`).toBeGreaterThanOrEqual(32);
+      expect(c.stack!, `${c.program} ${c.variant}`).toBeLessThanOrEqual(STACK_BUDGET);
     }
   });
 

@@ -2,7 +2,8 @@
 # Runs inside a kernel-matrix guest (scripts/kernel-vm/run.sh), in the repo:
 #   guest-check.sh OUT_DIR RUNS SECONDS
 # 1. `apisix-profile doctor --json` (every check, and each BPF program's
-#    verified instructions under every load variant) -> OUT_DIR/doctor.json
+#    verified instructions and deepest call-chain stack under every load
+#    variant, from this kernel's own verifier) -> OUT_DIR/doctor.json
 # 2. RUNS one-shot profiles of the fixture nginx under wrk load, each a fresh
 #    profiler process of SECONDS -> OUT_DIR/profile-N.{json,folded,log,exit}
 # 3. One off-CPU profile of the fixture's FFI blocking handlers

@@ -108,6 +108,26 @@ describe('BPF programs against the budget', () => {
     expect(chooseExitCode(checks)).toBe(ExitCode.Ok);
   });
 
+  it('shows each program\'s deepest call-chain stack, and warns over the stack budget', () => {
+    const withStack = (sampler: number): BudgetReport => {
+      const r = report();
+      r.stackBudget = 384;
+      r.costs = r.costs.map((c) => ({ ...c, stack: c.program === 'sample_stack' ? (c.variant === VARIANTS[3] ? sampler : 320) : 32 }));
+      return r;
+    };
+    const within = bpfChecks(withStack(384));
+    expect(formatCheck(within[1])).toBe(
+      '✓ BPF sample_stack verifies in 24,500 instructions (budget 100,000, limit 1,000,000), stack 384 bytes on its deepest call chain (budget 384, limit 512) over 16 option sets',
+    );
+    expect(within[1].details).toMatchObject({ stack: 384, stackVariant: VARIANTS[3], stackBudget: 384, stackLimit: 512 });
+    const over = bpfChecks(withStack(512));
+    expect(over[1].level).toBe('warn');
+    expect(over[1].summary).toBe(
+      `BPF sample_stack needs 512 bytes of stack on its deepest call chain with ${VARIANTS[3]}, over its budget of 384 (limit 512) over 16 option sets`,
+    );
+    expect(chooseExitCode(over)).toBe(ExitCode.Ok);
+  });
+
   it('warns when the kernel gives no count (before 5.16, no log line)', () => {
     const checks = bpfChecks(report(() => null));
     expect(checks[1].level).toBe('warn');
