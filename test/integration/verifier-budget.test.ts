@@ -3,9 +3,11 @@
 // call chain (its own frame and the subprograms' it is inside of, rounded
 // as 6.1 rounds them) fits STACK_BUDGET. The kernel matrix
 // (kernel-matrix.test.ts) runs the same check on Debian's kernels.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { measureVerifierCosts } from '../../src/kernel/budget.js';
+import { bpfCallGraphs } from '../../src/kernel/bpf-call-graph.js';
 import { STACK_BUDGET, STACK_LIMIT, VERIFIER_BUDGET } from '../../src/kernel/verifier.js';
 import { repoRoot, requireRoot } from '../support/fixture.js';
 
@@ -32,4 +34,15 @@ it('every program verifies within the instruction and stack budgets under every 
   // The walks are subprogram chains: the sampler's deepest runs through them.
   const sampler = report.costs.filter((c) => c.program === 'sample_stack').map((c) => c.stack!);
   expect(Math.max(...sampler)).toBeGreaterThan(256);
+});
+
+it('reads the calls of the built object: the deepest chains run through the walks', () => {
+  const graphs = bpfCallGraphs(readFileSync(join(repoRoot, 'build', 'bpf', 'profiler.bpf.o')));
+  expect(graphs.map((g) => g.program).sort()).toEqual(['learn_global_state', 'offcpu_switch', 'sample_stack']);
+  const offcpu = graphs.find((g) => g.program === 'offcpu_switch')!;
+  // The static subprograms (called through the .text section symbol) and the global ones.
+  expect(offcpu.subprograms.slice(0, 2)).toEqual(['switched_in', 'idle_wait']);
+  expect(offcpu.calls.get('lua_thread_step')).toEqual(['native_walk_step']);
+  expect(offcpu.calls.get('native_walk_step')).toEqual(['resolve_row', 'read_windowed']);
+  expect(graphs.find((g) => g.program === 'learn_global_state')!.subprograms).toEqual([]);
 });
