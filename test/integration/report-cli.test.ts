@@ -216,12 +216,12 @@ describe('apisix-profile report', () => {
 
     const command = await cli(['reprot', fixture('small.folded')]);
     expect(command.code).toBe(2);
-    expect(command.stderr).toBe("apisix-profile: unknown command 'reprot' (commands: profile, report, diff, doctor; see apisix-profile --help)\n");
+    expect(command.stderr).toBe("apisix-profile: unknown command 'reprot' (commands: profile, report, diff, doctor, watch; see apisix-profile --help)\n");
 
     const file = await cli([fixture('small.folded')]);
     expect(file.code).toBe(2);
     expect(file.stderr).toBe(
-      `apisix-profile: unknown command '${fixture('small.folded')}' (commands: profile, report, diff, doctor; to render that file: apisix-profile report ${fixture('small.folded')})\n`,
+      `apisix-profile: unknown command '${fixture('small.folded')}' (commands: profile, report, diff, doctor, watch; to render that file: apisix-profile report ${fixture('small.folded')})\n`,
     );
   });
 
