@@ -1,7 +1,7 @@
 // The profiler under stress: targets that reload or exit mid-run, signals at
 // any moment, a second profiler on the same pid, many runs against a loaded
 // server. Nothing of ours may survive a run, and the target is never harmed.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,47 +10,10 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFolded } from '../../src/report/fold.js';
 import { childPids, type Fixture, luajitBuild, profileToFolded, repoRoot, requireRoot, runCli, sleep, startFixture, startLoad, startStandalone } from '../support/fixture.js';
+import { programIdsOf, stillLoaded, uprobeEvents } from '../support/leftovers.js';
 
 const run = promisify(execFile);
 const CLI = join(repoRoot, 'bin/apisix-profile.js');
-
-/** Ids of the BPF programs a process holds open (from its fdinfo). */
-function programIdsOf(pid: number): number[] {
-  const ids = new Set<number>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-      try {
-        const m = /^prog_id:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-        if (m) ids.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  } catch {
-    /* the process is gone */
-  }
-  return [...ids];
-}
-
-/**
- * Which of these programs are still loaded. They go away when the last file
- * descriptor does, after an RCU grace period: give the kernel a moment.
- */
-async function stillLoaded(ids: number[]): Promise<number[]> {
-  const loaded = () => {
-    const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as { id: number }[];
-    return ids.filter((id) => all.some((p) => p.id === id));
-  };
-  for (let i = 0; i < 50 && loaded().length > 0; i++) await sleep(100);
-  return loaded();
-}
-
-function uprobeEvents(): string {
-  for (const path of ['/sys/kernel/tracing/uprobe_events', '/sys/kernel/debug/tracing/uprobe_events']) {
-    if (existsSync(path)) return readFileSync(path, 'utf8');
-  }
-  return '';
-}
 
 async function waitForExit(child: ReturnType<typeof spawn>): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode;

@@ -2,7 +2,7 @@
 // the threshold fires once per cooldown window, no load or load below the
 // threshold never; reloads are followed; SIGTERM at any point leaves no
 // BPF program, lock, temp file or half-written set behind.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseFolded } from '../../src/report/fold.js';
 import { childPids, type Fixture, repoRoot, requireRoot, runCli, sleep, startFixture, startLoad } from '../support/fixture.js';
+import { programIdsOf, stillLoaded, uprobeEvents } from '../support/leftovers.js';
 
 const CLI = join(repoRoot, 'bin/apisix-profile.js');
 const run = promisify(execFile);
@@ -50,41 +51,7 @@ async function waitUntil(check: () => boolean, what: string, ms: number, ...watc
   }
 }
 
-/** Ids of the BPF programs a process holds open (from its fdinfo). */
-function programIdsOf(pid: number): number[] {
-  const ids = new Set<number>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-      try {
-        const m = /^prog_id:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-        if (m) ids.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  } catch {
-    /* gone */
-  }
-  return [...ids];
-}
-
-/** Which of these programs are still loaded, after giving the kernel a moment to free them. */
-async function stillLoaded(ids: number[]): Promise<number[]> {
-  const loaded = () => {
-    const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as { id: number }[];
-    return ids.filter((id) => all.some((p) => p.id === id));
-  };
-  for (let i = 0; i < 50 && loaded().length > 0; i++) await sleep(100);
-  return loaded();
-}
-
-function uprobeEvents(): string {
-  for (const path of ['/sys/kernel/tracing/uprobe_events', '/sys/kernel/debug/tracing/uprobe_events']) {
-    if (existsSync(path)) return readFileSync(path, 'utf8');
-  }
-  return '';
-}
-
+/** Lock files of these pids under /run/apisix-profile. */
 function locksOf(pids: number[]): string[] {
   if (!existsSync('/run/apisix-profile')) return [];
   return readdirSync('/run/apisix-profile').filter((f) => pids.some((p) => f === `${p}.lock`));
