@@ -136,8 +136,12 @@ async function startPerf(target, hz, dir) {
   };
 }
 
-async function startBpftrace(target, hz, countOnly = false) {
-  const prog = `profile:hz:${hz} /pid == ${target.workers[0]}/ { ${countOnly ? '@' : '@[ustack]'} = count(); }`;
+function startBpftrace(target, hz, countOnly = false) {
+  return startBpftraceScript(`profile:hz:${hz} /pid == ${target.workers[0]}/ { ${countOnly ? '@' : '@[ustack]'} = count(); }`);
+}
+
+/** bpftrace running a script, once its probes are attached; stop() returns the counts it printed. */
+export async function startBpftraceScript(prog) {
   const { child, exited } = spawnTracked('bpftrace', ['-e', prog], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = lineReader(child.stdout);
   const err = lineReader(child.stderr);

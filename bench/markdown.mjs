@@ -208,16 +208,22 @@ export function extraSections(result) {
     L.push('');
     L.push(
       'The fixture (1 worker, JIT on) under `wrk -t1 -c1` on `/truth`: one epoll wait, so one switch out and in, per request. ' +
-        'Worker CPU per request with each off-CPU tool against runs without one (median of the repetitions), and the BPF time per switch event ' +
-        '(run time of the tool\'s programs ÷ their runs, which count every switch on the machine the programs look at).',
+        'Worker CPU per request (schedstat) with each off-CPU tool: every window with a tool sits between two without one and is divided by their mean; ' +
+        'the median of those paired ratios is the figure. The BPF time per switch event is the run time of the tool\'s programs ÷ their runs, ' +
+        'which count every switch on the machine. The kernel charges part of that time to the thread switched to (the idle task, wrk), ' +
+        'not to the worker: the BPF time per request over the worker\'s CPU per request is the cost wherever it is charged. ' +
+        'The empty sched_switch program is the floor: the hook alone, before any tool does any work.',
     );
     L.push('');
-    L.push('| tool | CPU/request vs none | goal | BPF per switch event | BPF per request | requests/s |');
-    L.push('|---|---|---|---|---|---|');
+    L.push('| tool | worker CPU/request vs none | goal | paired ratios | BPF per switch event | BPF per request | BPF ÷ worker CPU | requests/s |');
+    L.push('|---|---|---|---|---|---|---|---|');
     for (const [k, c] of Object.entries(off)) {
       if (!c || typeof c !== 'object' || Array.isArray(c)) continue;
       const goal = k.startsWith('apisix-profile') ? goalCell(c.ratio, 1.02) : '';
-      L.push(`| ${k} | ${fmt(c.ratio, 4)}× | ${goal} | ${fmt(c.bpfNsPerEvent, 0)} ns | ${fmt(c.bpfNsPerReq / 1000, 2)} µs | ${fmt(c.rps, 0)} |`);
+      const paired = (c.pairedRatios ?? []).map((x) => fmt(x, 3)).join(', ');
+      L.push(
+        `| ${k} | ${fmt(c.ratio, 4)}× | ${goal} | ${paired} | ${fmt(c.bpfNsPerEvent, 0)} ns | ${fmt(c.bpfNsPerReq / 1000, 2)} µs | ${fmt(100 * c.bpfShareOfWorkerCpu, 1)}% | ${fmt(c.rps, 0)} |`,
+      );
     }
     L.push('');
     L.push(`Baseline: ${fmt(off.baselineCpuPerReqUs, 2)} µs of worker CPU per request.`);

@@ -43,6 +43,20 @@ export function threadsCpuSeconds(pid) {
   return ns / 1e9;
 }
 
+/**
+ * Each tool window's CPU per request over the mean of the windows without
+ * a tool on either side of it (the schedule alternates: none, tool, none, ...).
+ */
+export function pairedRatios(runs, kind) {
+  const ratios = [];
+  runs.forEach((r, i) => {
+    if (r.kind !== kind) return;
+    const around = [runs[i - 1], runs[i + 1]].filter((n) => n?.kind === 'none');
+    if (around.length) ratios.push(r.cpuPerReqUs / (around.reduce((sum, n) => sum + n.cpuPerReqUs, 0) / around.length));
+  });
+  return ratios;
+}
+
 export function vmHwmKb(pid) {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -312,28 +312,6 @@ static __always_inline int read_g_fields(const struct lj_offsets *off, __u64 G, 
 	return 0;
 }
 
-/*
- * Whether the process's running lua_State is inside the VM or C code it
- * called (its cframe is set): then the native stack holds Lua frames.
- * True when it cannot tell.
- */
-static __always_inline bool lua_entered(struct proc_state *st)
-{
-	struct lj_offsets *off = bpf_map_lookup_elem(&lj_tables, &st->table);
-	__u64 L = 0, jit_base = 0, cframe = 0;
-	__s32 vmstate = 0;
-
-	if (!off || !st->g || off->L_cframe < 0)
-		return true;
-	if (read_g_fields(off, st->g, &vmstate, &L, &jit_base))
-		return true;
-	if (!L)
-		return false;
-	if (read_u64(L + off->L_cframe, &cframe))
-		return true;
-	return cframe != 0;
-}
-
 /* Walks the Lua frames into key; returns the stack id extended by them. */
 static __always_inline __u64 walk_lua(struct proc_state *st, struct pt_regs *uregs,
 				      struct sample_key *key, __u64 id)

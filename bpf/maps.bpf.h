@@ -79,21 +79,16 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* Off-CPU mode: target threads off the CPU now, by thread id. */
+/*
+ * Off-CPU mode: target threads by thread id (preallocated: the switch
+ * holds the run queue's lock, where nothing may allocate).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_OFFCPU_THREADS);
 	__type(key, __u32);
-	__type(value, struct offcpu_start);
-} offcpu_starts SEC(".maps");
-
-/* Off-CPU mode: each thread's last idle wait site (a cache: LRU). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_OFFCPU_THREADS);
-	__type(key, __u32);
-	__type(value, struct offcpu_idle_site);
-} offcpu_idle SEC(".maps");
+	__type(value, struct offcpu_thread);
+} offcpu_threads SEC(".maps");
 
 /* Compact .eh_frame rows of every file the targets map, back to back. */
 struct {

@@ -252,17 +252,24 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 
 /* --- off-CPU: the scheduler's switch ------------------------------------- */
 
-/* A target thread comes back: its time off the CPU goes to the stack it left in. */
-static __noinline void switched_in(__u32 tid, __u64 now)
+/*
+ * A target thread comes back: its time off the CPU goes to the stack it
+ * left in. Any other thread costs one hash lookup, a CPU's idle task
+ * (pid 0, half of all switches on a machine that is not saturated) none.
+ */
+static __noinline void switched_in(__u32 tid)
 {
-	struct offcpu_start *pending = bpf_map_lookup_elem(&offcpu_starts, &tid);
+	struct offcpu_thread *t;
 	__u64 delta, id;
 
-	if (!pending)
+	if (!tid)
 		return;
-	delta = now - pending->start_ns;
-	id = pending->id;
-	bpf_map_delete_elem(&offcpu_starts, &tid);
+	t = bpf_map_lookup_elem(&offcpu_threads, &tid);
+	if (!t || !t->start_ns)
+		return;
+	delta = bpf_ktime_get_ns() - t->start_ns;
+	id = t->id;
+	t->start_ns = 0;
 	if (!id) {
 		stat_add_n(STAT_PREEMPTED_NS, delta);
 		return;
@@ -272,31 +279,55 @@ static __noinline void switched_in(__u32 tid, __u64 now)
 }
 
 /*
- * 0: not the event loop's wait. 1: it is (site holds where), walk it. 2:
- * the thread waited here before, with the same registers, no Lua running,
- * and user space has that stack named: site->id is its id, no walk needed.
- * Only the idle wait is shortcut: any other blocking call is walked, its
- * kernel frames too, every time. Not inlined: its locals stay off the
- * switch program's own frame, which with the walks' frames must fit the
- * 512-byte stack (6.1 rounds each frame up to 32 bytes).
+ * The thread's entry, made on its first switch out (preallocated: no
+ * allocation here). Not inlined: the zeroed entry stays off the switch
+ * program's own frame, which the walks' frames add to.
  */
-static __noinline int idle_wait(struct proc_state *st, struct task_struct *task, __u32 tid,
+static __noinline struct offcpu_thread *offcpu_thread_of(__u32 tid)
+{
+	struct offcpu_thread *t = bpf_map_lookup_elem(&offcpu_threads, &tid);
+	struct offcpu_thread fresh = {};
+
+	if (t)
+		return t;
+	bpf_map_update_elem(&offcpu_threads, &tid, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&offcpu_threads, &tid);
+}
+
+/*
+ * 0: not the event loop's wait. 1: it is (site holds where), walk it. 2:
+ * the thread waited here before with the same instruction, stack pointer
+ * and frame pointer, that wait's walk found no Lua running, and the
+ * stack's copy is still at hand (named by user space, or in `stacks`):
+ * t->idle.id is its id, no walk needed.
+ *
+ * The registers are enough to rule Lua out: Lua blocking in epoll would
+ * have the VM's C frames between the event loop and the system call, so
+ * the call would sit deeper on the stack than the loop's own wait (LuaJIT
+ * coroutines share the one C stack). Only the idle wait is shortcut: any
+ * other blocking call is walked, its kernel frames too, every time.
+ *
+ * The registers are read directly (the task's pt_regs is a kernel pointer
+ * the verifier knows), not through probe-read calls. Not inlined: its
+ * locals stay off the switch program's own frame, which with the walks'
+ * frames must fit the 512-byte stack (6.1 rounds each frame up to 32
+ * bytes).
+ */
+static __noinline int idle_wait(struct task_struct *task, struct offcpu_thread *t,
 			       struct offcpu_idle_site *site)
 {
 	struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
-	struct offcpu_idle_site *last;
-	__u64 nr = BPF_CORE_READ(uregs, orig_ax);
+	__u64 nr = uregs->orig_ax;
 
 	if (nr != NR_EPOLL_WAIT && nr != NR_EPOLL_PWAIT && nr != NR_EPOLL_PWAIT2)
 		return 0;
-	site->ip = BPF_CORE_READ(uregs, ip);
-	site->sp = BPF_CORE_READ(uregs, sp);
-	site->bp = BPF_CORE_READ(uregs, bp);
-	last = bpf_map_lookup_elem(&offcpu_idle, &tid);
-	if (!last || last->ip != site->ip || last->sp != site->sp || last->bp != site->bp)
+	site->ip = uregs->ip;
+	site->sp = uregs->sp;
+	site->bp = uregs->bp;
+	if (!t->idle.id || t->idle.ip != site->ip || t->idle.sp != site->sp || t->idle.bp != site->bp)
 		return 1;
-	site->id = last->id;
-	if (!bpf_map_lookup_elem(&known, &site->id) || lua_entered(st))
+	site->id = t->idle.id;
+	if (!bpf_map_lookup_elem(&known, &site->id) && !bpf_map_lookup_elem(&stacks, &site->id))
 		return 1;
 	return 2;
 }
@@ -307,35 +338,51 @@ static __noinline int idle_wait(struct proc_state *st, struct task_struct *task,
  * does, so the count added at the switch back always finds it.
  */
 static __always_inline void switched_out(void *ctx, bool preempt, struct task_struct *prev,
-					 unsigned int prev_state, __u64 now)
+					 unsigned int prev_state)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), id;
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), id, now;
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0;
-	struct proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
+	struct offcpu_thread *t;
 	struct walk_scratch *ws;
+	struct proc_state *st;
 	struct offcpu_walk *o;
 	struct sample_key *key;
 	int stored;
 
-	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
-	if (!st || prev->pid != tid || (prev_state & TASK_DEAD_STATE))
+	/* The idle task (pid 0) is never a target: no lookup. */
+	if (!tgid)
 		return;
+	st = bpf_map_lookup_elem(&procs, &tgid);
+	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
+	if (!st || prev->pid != tid)
+		return;
+	if (prev_state & TASK_DEAD_STATE) {
+		bpf_map_delete_elem(&offcpu_threads, &tid);
+		return;
+	}
+	t = offcpu_thread_of(tid);
+	if (!t) {
+		stat_add(STAT_OFFCPU_LOST);
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	if (preempt || prev_state == 0) {
+		stat_add(STAT_SWITCHES_PREEMPTED);
+		t->id = 0;
+		t->start_ns = now;
+		return;
+	}
+	stat_add(STAT_SWITCHES_BLOCKED);
 	ws = bpf_map_lookup_elem(&walks, &zero);
 	if (!ws)
 		return;
 	o = &ws->offcpu;
-	o->start.start_ns = now;
-	o->start.id = 0;
-	if (preempt || prev_state == 0) {
-		stat_add(STAT_SWITCHES_PREEMPTED);
-		goto record;
-	}
-	stat_add(STAT_SWITCHES_BLOCKED);
-	o->idle = idle_wait(st, prev, tid, &o->site);
+	o->idle = idle_wait(prev, t, &o->site);
 	if (o->idle == 2) {
-		o->start.id = o->site.id;
 		stat_add(STAT_OFFCPU_IDLE_REUSED);
-		goto record;
+		t->id = o->site.id;
+		t->start_ns = now;
+		return;
 	}
 	key = bpf_map_lookup_elem(&scratch, &zero);
 	if (!key)
@@ -346,6 +393,7 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 	 * counts STAT_SAMPLES on this CPU first: a change means this stack
 	 * may be torn, so it is dropped and counted.
 	 */
+	o->start_ns = now;
 	o->samples_before = stat_get(STAT_SAMPLES);
 	id = walk_stack(ctx, st, key, pid_tgid, cfg.kernel_stacks, SAMPLE_OFF_CPU);
 	/* Only ws and key are kept across the walk: the rest is read again. */
@@ -360,29 +408,30 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 		stat_add(STAT_OFFCPU_LOST);
 		return;
 	}
-	o->start.id = id;
 	tid = (__u32)bpf_get_current_pid_tgid();
+	t = bpf_map_lookup_elem(&offcpu_threads, &tid);
+	if (!t)
+		return;
 	if (o->idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
 		o->site.id = id;
-		bpf_map_update_elem(&offcpu_idle, &tid, &o->site, BPF_ANY);
+		t->idle = o->site;
 	}
-record:
-	if (bpf_map_update_elem(&offcpu_starts, &tid, &o->start, BPF_ANY))
-		stat_add(STAT_OFFCPU_LOST);
+	t->id = id;
+	t->start_ns = o->start_ns;
 }
 
 /*
  * Every context switch on every CPU: one hash lookup for the thread coming
- * in and one for the process going out, unless either is a target. The
- * last argument (prev_state) exists since 5.18.
+ * in and one for the process going out, unless either is a target or the
+ * idle task. The clock is read only for targets: in a VM it costs as much
+ * as the rest of a switch that is not a target's. The last argument
+ * (prev_state) exists since 5.18.
  */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
-
-	switched_in(next->pid, now);
-	switched_out(ctx, preempt, prev, prev_state, now);
+	switched_in(next->pid);
+	switched_out(ctx, preempt, prev, prev_state);
 	return 0;
 }

@@ -185,29 +185,34 @@ struct proc_state {
 	__u64 stack_words[STACK_SNAPSHOT_WORDS];
 };
 
-/*
- * Off-CPU mode: a target thread that left the CPU, by thread id. id is the
- * stack it blocked in (its copy is in `stacks` unless known), or 0 when it
- * was preempted (still runnable: not off-CPU time, counted apart). The time
- * is added to the id's count when the thread is switched back in.
- */
 #define MAX_OFFCPU_THREADS 16384
-struct offcpu_start {
-	__u64 start_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the switch out */
-	__u64 id;
-};
 
 /*
  * A thread's last wait in epoll with no Lua running (an nginx worker's
- * event loop), by thread id: the next such wait from the same instruction
- * with the same stack and frame pointers has the same stack, so its id is
- * reused without a walk. The idle wait is most of a worker's switches.
+ * event loop): the next such wait from the same instruction with the same
+ * stack and frame pointers has the same stack, so its id is reused without
+ * a walk. The idle wait is most of a worker's switches.
  */
 struct offcpu_idle_site {
 	__u64 ip;
 	__u64 sp;
 	__u64 bp;
 	__u64 id;
+};
+
+/*
+ * Off-CPU mode: one entry per target thread that has left the CPU, by
+ * thread id, written in place (no insert or delete per switch: a thread's
+ * entry lives until it exits). While the thread is off the CPU, start_ns
+ * says since when and id in which stack (its copy is in `stacks` unless
+ * known; 0 when it was preempted: still runnable, not off-CPU time, counted
+ * apart). The time is added to the id's count when the thread is switched
+ * back in, which sets start_ns to 0.
+ */
+struct offcpu_thread {
+	__u64 start_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the switch out; 0: on a CPU */
+	__u64 id;
+	struct offcpu_idle_site idle; /* id 0: no idle wait seen yet */
 };
 
 /* Indexes of the per-CPU counters in the `stats` map. */

@@ -58,7 +58,7 @@ struct native_walk {
  */
 struct offcpu_walk {
 	struct offcpu_idle_site site; /* where the thread waits, if idle */
-	struct offcpu_start start;    /* the entry for offcpu_starts */
+	__u64 start_ns;               /* the switch's time */
 	__u64 samples_before;         /* this CPU's STAT_SAMPLES before the walk */
 	__u32 idle;                   /* it waits in the event loop */
 	__u32 pad;

@@ -62,19 +62,23 @@ export const StatIndex = {
 } as const;
 export const STAT_COUNT = 12;
 
-/** Threads the kernel can hold as off the CPU at once (offcpu_starts). */
+/** Target threads the kernel holds an off-CPU entry for at once (offcpu_threads). */
 export const MAX_OFFCPU_THREADS = 16384;
 
-/** struct offcpu_start: a target thread off the CPU since startNs, blocked in stack id (0: preempted). */
+/** A target thread off the CPU since startNs, blocked in stack id (0: preempted). */
 export interface OffCpuStart {
   tid: number;
   startNs: bigint;
   id: Buffer;
 }
-export const OFFCPU_START_SIZE = 16;
+/** struct offcpu_thread: start_ns, id, then the last idle wait's site (ip, sp, bp, id). */
+export const OFFCPU_THREAD_SIZE = 48;
 
-export function decodeOffCpuStart(key: Buffer, value: Buffer): OffCpuStart {
-  return { tid: key.readUInt32LE(0), startNs: value.readBigUInt64LE(0), id: Buffer.from(value.subarray(8, 16)) };
+/** One offcpu_threads entry; null while the thread is on a CPU (start_ns 0). */
+export function decodeOffCpuThread(key: Buffer, value: Buffer): OffCpuStart | null {
+  const startNs = value.readBigUInt64LE(0);
+  if (startNs === 0n) return null;
+  return { tid: key.readUInt32LE(0), startNs, id: Buffer.from(value.subarray(8, 16)) };
 }
 
 /** struct lj_offsets field order; every field is an s32. */

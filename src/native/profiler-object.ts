@@ -3,7 +3,7 @@
 // uses is in this file, and every value crosses through the encoders of
 // abi.ts. Callers never see a map name or a raw buffer layout.
 import {
-  decodeOffCpuStart,
+  decodeOffCpuThread,
   decodeProcState,
   decodeRequestUriState,
   decodeSampleKey,
@@ -13,6 +13,7 @@ import {
   encodeProcMappings,
   encodeProcState,
   encodeRequestUriState,
+  OFFCPU_THREAD_SIZE,
   type ExecMapping,
   type OffCpuStart,
   type ProcState,
@@ -34,7 +35,7 @@ const MAP = {
   stats: 'stats',
   unwindRows: 'unwind_rows',
   procMaps: 'proc_maps',
-  offCpuStarts: 'offcpu_starts',
+  offCpuThreads: 'offcpu_threads',
   requestUris: 'request_uris',
   uriLabels: 'uri_labels',
 } as const;
@@ -160,9 +161,12 @@ export class ProfilerObject {
    * their time so far is still to be added to the stacks they blocked in.
    */
   drainOffCpuStarts(): OffCpuStart[] {
-    const { keys, values } = this.session.mapDrain(MAP.offCpuStarts);
+    const { keys, values } = this.session.mapDrain(MAP.offCpuThreads);
     const out: OffCpuStart[] = [];
-    for (let i = 0; i * 4 < keys.length; i++) out.push(decodeOffCpuStart(keys.subarray(i * 4, i * 4 + 4), values.subarray(i * 16, i * 16 + 16)));
+    for (let i = 0; i * 4 < keys.length; i++) {
+      const start = decodeOffCpuThread(keys.subarray(i * 4, i * 4 + 4), values.subarray(i * OFFCPU_THREAD_SIZE, (i + 1) * OFFCPU_THREAD_SIZE));
+      if (start) out.push(start);
+    }
     return out;
   }
 

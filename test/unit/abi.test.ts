@@ -131,20 +131,25 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.MAX_OFFCPU_THREADS).toBe(define('MAX_OFFCPU_THREADS'));
   });
 
-  it('lays out offcpu_start and the off-CPU flag as the header does', () => {
-    expect(structFields('offcpu_start')).toEqual(['start_ns', 'id']);
+  it('lays out offcpu_thread and the off-CPU flag as the header does', () => {
+    expect(structFields('offcpu_thread')).toEqual(['start_ns', 'id']);
+    expect(header).toMatch(/struct offcpu_thread \{[^}]*struct offcpu_idle_site idle;[^}]*\};/);
     expect(structFields('offcpu_idle_site')).toEqual(['ip', 'sp', 'bp', 'id']);
-    expect(abi.OFFCPU_START_SIZE).toBe(16);
+    expect(abi.OFFCPU_THREAD_SIZE).toBe(16 + 4 * 8);
     expect(header).toContain(`SAMPLE_OFF_CPU = 1 << ${Math.log2(abi.SampleFlags.OffCpu)},`);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(77, 0);
-    const value = Buffer.alloc(16);
+    const value = Buffer.alloc(abi.OFFCPU_THREAD_SIZE);
     value.writeBigUInt64LE(123n, 0);
     value.writeBigUInt64LE(0xabcn, 8);
-    const start = abi.decodeOffCpuStart(key, value);
-    expect(start.tid).toBe(77);
-    expect(start.startNs).toBe(123n);
-    expect(start.id.readBigUInt64LE(0)).toBe(0xabcn);
+    value.writeBigUInt64LE(0xdefn, 40);
+    const start = abi.decodeOffCpuThread(key, value);
+    expect(start?.tid).toBe(77);
+    expect(start?.startNs).toBe(123n);
+    expect(start?.id.readBigUInt64LE(0)).toBe(0xabcn);
+    // A thread on a CPU has nothing pending.
+    value.writeBigUInt64LE(0n, 0);
+    expect(abi.decodeOffCpuThread(key, value)).toBeNull();
   });
   it('lays out the --label uri structs as the header does', () => {
     expect(structFields('request_uri_state')).toEqual(['request', 'L_exdata', 'uri_offset']);
