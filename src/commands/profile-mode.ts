@@ -76,8 +76,24 @@ export function modeLine(stats: RunStats): string {
   );
 }
 
-/** A time profile with nothing to show: no target thread blocked while we watched. */
+/**
+ * A time profile with nothing to show: no target thread blocked or was
+ * already blocked while we watched (threads blocked since before the start
+ * count: src/profile/blocked-at-start.ts).
+ */
 export function nothingMeasured(stats: RunStats): boolean {
   if (stats.mode === undefined || stats.mode === 'cpu' || !stats.offCpu) return stats.samples === 0;
-  return stats.offCpu.switchesBlocked === 0 && stats.samples === 0;
+  const t = stats.offCpu;
+  return t.switchesBlocked === 0 && stats.samples === 0 && t.idleUs + t.blockedUs === 0;
+}
+
+/**
+ * A time profile whose targets only waited in their event loop, the
+ * graph then empty unless --include-idle: said in one line, not an error
+ * (an idle gateway is an answer).
+ */
+export function onlyIdleText(stats: RunStats, includeIdle: boolean): string | null {
+  const t = stats.offCpu;
+  if (!t || t.idleUs === 0 || t.blockedUs > 0 || t.onCpuUs > 0) return null;
+  return `the targets were idle the whole time (waiting in their event loop, ${seconds(t.idleUs)}): nothing blocked${includeIdle ? '' : '; --include-idle draws the idle wait'}`;
 }

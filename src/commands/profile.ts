@@ -30,7 +30,7 @@ import {
   type LogOptions,
 } from './options.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
-import { addModeOptions, modeLine, modeSubtitle, nothingMeasured, timeTotals, timeWeight, type ModeOptions } from './profile-mode.js';
+import { addModeOptions, modeLine, modeSubtitle, nothingMeasured, onlyIdleText, timeTotals, timeWeight, type ModeOptions } from './profile-mode.js';
 import { countUnit } from '../report/weight.js';
 import { STDIO, checkOutputs, writeOutput } from './outputs.js';
 import { CommandLoad } from './run-command.js';
@@ -393,6 +393,8 @@ export async function runProfileCommand(opts: ProfileOptions, ctx: RunContext): 
     log.error({ command }, `the load failed: ${commandText(command.argv)} ${endText(command)}; the outputs were written, but they profile an incomplete load`);
     return ExitCode.CommandFailed;
   }
+  const onlyIdle = onlyIdleText(stats, opts.includeIdle === true);
+  if (onlyIdle) log.warn(onlyIdle);
   if (nothingMeasured(stats)) {
     log.warn(opts.mode === 'cpu' ? noSamplesText(stats.targetCpuMs, pids) : `nothing measured: no target thread ${opts.mode === 'wall' ? 'ran or ' : ''}blocked while the profile ran (an idle worker waits in one epoll_wait: put load on it)`);
     return ExitCode.NoSamples;

@@ -74,6 +74,14 @@ export interface OffCpuStart {
 /** struct offcpu_thread: start_ns, id, then the last idle wait's site (ip, sp, bp, id). */
 export const OFFCPU_THREAD_SIZE = 48;
 
+/** An offcpu_threads entry for a thread off the CPU since startNs in stack id (no idle wait seen). */
+export function encodeOffCpuThread(startNs: bigint, id: bigint): Buffer {
+  const value = Buffer.alloc(OFFCPU_THREAD_SIZE);
+  value.writeBigUInt64LE(startNs, 0);
+  value.writeBigUInt64LE(id, 8);
+  return value;
+}
+
 /** One offcpu_threads entry; null while the thread is on a CPU (start_ns 0). */
 export function decodeOffCpuThread(key: Buffer, value: Buffer): OffCpuStart | null {
   const startNs = value.readBigUInt64LE(0);

@@ -10,6 +10,7 @@ import {
   decodeUriLabel,
   encodeConfig,
   encodeLjOffsets,
+  encodeOffCpuThread,
   encodeProcMappings,
   encodeProcState,
   encodeRequestUriState,
@@ -154,6 +155,15 @@ export class ProfilerObject {
   /** The scheduler switch program (off-CPU and wall modes): one hook for every CPU. Returns a link id. */
   startOffCpu(): number {
     return this.session.attachTracing(PROGRAM.offCpuSwitch);
+  }
+
+  /**
+   * A thread off the CPU since startNs (CLOCK_MONOTONIC), counted under id
+   * when it comes back: for threads already blocked before the switch
+   * program is attached (src/profile/blocked-at-start.ts).
+   */
+  seedOffCpuThread(tid: number, startNs: bigint, id: bigint): void {
+    this.session.mapUpdate(MAP.offCpuThreads, u32Key(tid), encodeOffCpuThread(startNs, id));
   }
 
   /**

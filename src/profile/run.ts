@@ -21,6 +21,7 @@ import { readProcMaps } from '../target/proc-maps.js';
 import { cpuTimeMs } from '../target/processes.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
+import { blockedAtStartFrames, blockedAtStartId, blockedAtStartKey, blockedThreads } from './blocked-at-start.js';
 import { endQuiet, quietForSampling } from './quiet-runtime.js';
 import { learnGlobalStates, type Target, type TargetOutcome, tablesFor, targetOutcome } from './global-state.js';
 import { countKey, emptyStats, type RunStats } from './stats.js';
@@ -184,7 +185,10 @@ class ProfileRun {
     const { opts, log } = this;
     quietForSampling();
     const cpus = this.mode === 'off-cpu' ? [] : this.bpf.startSampling(opts.frequency);
-    if (this.mode !== 'cpu') this.bpf.startOffCpu();
+    if (this.mode !== 'cpu') {
+      this.seedBlockedThreads();
+      this.bpf.startOffCpu();
+    }
     log.info({ targets: [...this.targets.keys()], mode: this.mode, cpus: cpus.length, frequency: opts.frequency, durationSec: opts.durationSec }, 'sampling');
     opts.onPhase?.('sampling');
     // The duration counts from here: attaching can take a while.
@@ -210,6 +214,25 @@ class ProfileRun {
     }
     endQuiet();
     this.stats.elapsedSec = (Date.now() - started) / 1000;
+  }
+
+  /**
+   * Off-CPU and wall modes: threads of the targets that are blocked now
+   * count from now, under the stack /proc shows of them, until they first
+   * come back (src/profile/blocked-at-start.ts). Before the switch program
+   * is attached, so no entry of its own is overwritten.
+   */
+  private seedBlockedThreads(): void {
+    let seeded = 0;
+    for (const pid of this.targets.keys()) {
+      for (const t of blockedThreads(pid)) {
+        const id = blockedAtStartId(t.tid);
+        this.table.preset(id, { key: blockedAtStartKey(pid, t), luaNames: [], blockedAtStart: t });
+        this.bpf.seedOffCpuThread(t.tid, process.hrtime.bigint(), id);
+        seeded++;
+      }
+    }
+    this.log.debug({ threads: seeded }, 'threads already blocked at the start: counted from now, their stacks as /proc shows them');
   }
 
   /** Stops counting, drains what is left, and reads the kernel's counters. */
@@ -263,11 +286,13 @@ class ProfileRun {
     const totals = stats.offCpu ?? emptyOffCpuTotals();
     const uriFrames = this.uriFrames();
     const stacks = this.table.fold((entry) => {
-      const stack = assembleStack(entry.key, {
-        kernel: (addr) => symbolizer.kernel(addr),
-        user: (pid, addr) => symbolizer.user(pid, addr),
-        luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
-      });
+      const stack = entry.blockedAtStart
+        ? { frames: blockedAtStartFrames(entry.blockedAtStart, (pc) => symbolizer.user(entry.key.pid, pc).name), nativeCutShort: false }
+        : assembleStack(entry.key, {
+            kernel: (addr) => symbolizer.kernel(addr),
+            user: (pid, addr) => symbolizer.user(pid, addr),
+            luaFrames: () => symbolizer.nameCFunctions(entry.key.pid, entry.luaNames),
+          });
       const count = stackWeight(entry.key.flags, entry.count, place);
       countKey(stats, entry.key, count, stack.nativeCutShort);
       const frames = placeStack(stack.frames, entry.key.flags, count, place, totals);

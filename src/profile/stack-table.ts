@@ -9,6 +9,7 @@ import type { DrainedCounts } from '../native/profiler-object.js';
 import type { LuaFrameName } from '../luajit/lua-frames.js';
 import { mergeIdentical, type Stack, type UniqueStacks } from '../report/stack.js';
 import { KNOWN_STACKS_MAX } from '../native/abi.js';
+import type { BlockedThread } from './blocked-at-start.js';
 
 /** What the table needs of the BPF object: the stack copies and the known set. */
 export interface StackSource {
@@ -22,6 +23,8 @@ export interface CountedStack {
   key: SampleKey;
   luaNames: LuaFrameName[];
   count: number;
+  /** A thread blocked before the profile started: its stack as /proc shows it, not walked. */
+  blockedAtStart?: BlockedThread;
 }
 
 export class StackTable {
@@ -37,6 +40,15 @@ export class StackTable {
     /** Names a key's Lua frames from the live process (leaf first). */
     private readonly nameLiveLua: (key: SampleKey) => LuaFrameName[],
   ) {}
+
+  /**
+   * A stack user space made (never in the kernel's copies): counts drained
+   * under its id add to it. Counts nothing until they come.
+   */
+  preset(id: bigint, entry: Omit<CountedStack, 'count'>): void {
+    this.byId.set(id, { ...entry, count: 0 });
+    this.knownInKernel.add(id);
+  }
 
   /** Adds one drained counts map. */
   add({ ids, counts }: DrainedCounts): void {
@@ -71,7 +83,7 @@ export class StackTable {
     this.source.dropStack(idBuf);
   }
 
-  /** Every stack counted, for statistics. */
+  /** Every stack counted (and any preset still at 0), for statistics. */
   entries(): Iterable<CountedStack> {
     return this.byId.values();
   }
@@ -83,6 +95,7 @@ export class StackTable {
   fold(place: (entry: CountedStack) => Stack | null): UniqueStacks {
     const stacks: Stack[] = [];
     for (const entry of this.byId.values()) {
+      if (entry.count === 0) continue;
       const stack = place(entry);
       if (stack) stacks.push(stack);
     }

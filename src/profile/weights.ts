@@ -21,7 +21,17 @@ export const OFF_CPU_FRAME = '[off-CPU]';
  * thread. A Lua coroutine waiting on a cosocket is in this wait too: its
  * worker is free meanwhile, so that time is idle for the worker.
  */
-const IDLE_WAIT_FRAMES = new Set(['ngx_epoll_process_events', 'epoll_wait', 'epoll_pwait', 'do_epoll_wait_[k]', 'ngx_thread_pool_cycle']);
+const IDLE_WAIT_FRAMES = new Set([
+  'ngx_epoll_process_events',
+  'epoll_wait',
+  'epoll_pwait',
+  'do_epoll_wait_[k]',
+  'ngx_thread_pool_cycle',
+  // A thread already waiting when the profile started (blocked-at-start.ts).
+  '[syscall epoll_wait]',
+  '[syscall epoll_pwait]',
+  '[syscall epoll_pwait2]',
+]);
 
 /** An off-CPU stack with no Lua frame whose thread waits for events. */
 export function isIdleWait(frames: readonly string[], inLua: boolean): boolean {

@@ -14,7 +14,7 @@ import { decodePprof } from '../../src/report/pprof.js';
 import type { Summary } from '../../src/report/summary.js';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
-import { type Fixture, requireRoot, runCli, startFixture, startLoad } from '../support/fixture.js';
+import { type Fixture, requireRoot, runCli, sleep, startFixture, startLoad } from '../support/fixture.js';
 import { BLOCKING_FUNCTIONS, type BlockingTruth, profileShares, truthShares } from '../support/offcpu.js';
 
 const TOLERANCE_PP = 3;
@@ -155,3 +155,60 @@ for (const jit of ['jit-on', 'jit-off'] as const) {
     });
   });
 }
+
+// A thread blocked before the profile starts never leaves a CPU while the
+// profile watches until it wakes: it counts from the start, under the stack
+// /proc shows of it from outside (src/profile/blocked-at-start.ts).
+describe('threads already blocked when the profile starts', () => {
+  let fixture: Fixture;
+
+  beforeAll(async () => {
+    fixture = await startFixture({ jit: 'jit-on', workers: 2 });
+  });
+
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+
+  it('an idle gateway is all idle, not "nothing measured"', async () => {
+    const run = await profile(fixture, ['--mode', 'off-cpu', '--duration', '2', '--include-idle']);
+    expect(run.code, run.stderr).toBe(0);
+    const time = run.summary.time!;
+    // Both workers waited in epoll the whole 2 s.
+    expect(time.idleUs).toBeGreaterThan(2 * 2_000_000 * 0.9);
+    expect(time.blockedUs).toBe(0);
+    const stacks = parseFolded(run.folded);
+    for (const s of stacks) expect(s.frames[0]).toBe('[idle]');
+    // Waits that began before the start, seen from outside; a worker woken
+    // by a timer meanwhile waits again in a walked stack.
+    const seeded = stacks.filter((s) => s.frames[1] === '[blocked before the profile started]');
+    expect(seeded.length).toBeGreaterThan(0);
+    for (const s of seeded) expect(s.frames[s.frames.length - 1]).toMatch(/^\[syscall epoll_(p)?wait2?\]$/);
+    expect(run.stderr).toContain('the targets were idle the whole time');
+  });
+
+  it('a worker blocked in a long call counts the time it had left, not drawn as idle', async () => {
+    const sent = Date.now();
+    const slept = fixture.get('/block/long?ms=3000');
+    await sleep(300);
+    let samplingAt = 0;
+    const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-offcpu-'));
+    try {
+      const { code, stderr } = await runCli(['--pid', String(fixture.master), '--duration', '5', '--mode', 'off-cpu', '-o', join(dir, 'out.svg'), '--folded', join(dir, 'out.folded')], (line) => {
+        if (line.includes('"msg":"sampling"')) samplingAt = Date.now();
+      });
+      expect(code, stderr).toBe(0);
+      await slept;
+      const blocked = parseFolded(readFileSync(join(dir, 'out.folded'), 'utf8')).filter((s) => s.frames[0] === '[blocked before the profile started]');
+      expect(blocked, 'one worker blocked in usleep at the start').toHaveLength(1);
+      expect(blocked[0].frames[blocked[0].frames.length - 1]).toMatch(/^\[syscall (clock_)?nanosleep\]$/);
+      // The time it had left: from the seed (just before "sampling") to the
+      // call's end, within the latency of the log line and the request.
+      const leftMs = sent + 3000 - samplingAt;
+      console.log(`blocked before the start: ${(blocked[0].count / 1000).toFixed(0)} ms counted, ${leftMs} ms left at "sampling"`);
+      expect(Math.abs(blocked[0].count / 1000 - leftMs)).toBeLessThan(250);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,7 +1,7 @@
 // What --mode changes in profile's own lines: the subtitle, the last log
 // line, the summaries' totals, and when a run measured nothing.
 import { describe, expect, it } from 'vitest';
-import { modeLine, modeSubtitle, nothingMeasured, timeTotals, timeWeight } from '../../src/commands/profile-mode.js';
+import { modeLine, modeSubtitle, nothingMeasured, onlyIdleText, timeTotals, timeWeight } from '../../src/commands/profile-mode.js';
 import { emptyStats } from '../../src/profile/stats.js';
 import { emptyOffCpuTotals } from '../../src/profile/weights.js';
 
@@ -45,6 +45,18 @@ describe('profile --mode', () => {
     expect(nothingMeasured(offCpuStats('off-cpu'))).toBe(false);
     const none = offCpuStats('off-cpu');
     none.offCpu!.switchesBlocked = 0;
+    // Threads blocked since before the start still count their time.
+    expect(nothingMeasured(none)).toBe(false);
+    none.offCpu = { ...emptyOffCpuTotals() };
     expect(nothingMeasured(none)).toBe(true);
+  });
+
+  it('says so when the targets only waited for events', () => {
+    const idle = offCpuStats('off-cpu');
+    expect(onlyIdleText(idle, false)).toBeNull();
+    idle.offCpu = { ...emptyOffCpuTotals(), idleUs: 3_000_000 };
+    expect(onlyIdleText(idle, false)).toBe('the targets were idle the whole time (waiting in their event loop, 3.00 s): nothing blocked; --include-idle draws the idle wait');
+    expect(onlyIdleText(idle, true)).toBe('the targets were idle the whole time (waiting in their event loop, 3.00 s): nothing blocked');
+    expect(onlyIdleText(emptyStats(), false)).toBeNull();
   });
 });
