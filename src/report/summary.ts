@@ -65,29 +65,35 @@ export interface SummaryExtra {
   time?: TimeTotals;
 }
 
-/** Where an off-CPU or wall profile's time went, in µs (src/profile/weights.ts). */
+/**
+ * Where an off-CPU or wall profile's time went, in µs: from the kernel's
+ * counts in a run (src/profile/weights.ts), or from the stacks of a folded
+ * file (src/report/folded-time.ts). The optional fields are absent when
+ * not known (a folded file does not say), never 0 for unknown.
+ */
 export interface TimeTotals {
   kind: TimeWeight;
   /** Blocked off the CPU (not idle). */
   blockedUs: number;
   /** ... with Lua frames on the stack. */
   blockedInLuaUs: number;
-  /** The event loop waiting for events: in the stacks only with --include-idle. */
-  idleUs: number;
+  /** The event loop waiting for events: in the stacks only with --include-idle. Absent: not known. */
+  idleUs?: number;
   idleIncluded: boolean;
   /** Wall profiles: CPU samples as time. */
   onCpuUs: number;
   /** Runnable threads waiting for a CPU: not off-CPU time, not in the stacks. */
-  preemptedUs: number;
-  switchesBlocked: number;
-  switchesPreempted: number;
+  preemptedUs?: number;
+  switchesBlocked?: number;
+  switchesPreempted?: number;
   /** Blocking switches not counted (a map full, or a CPU sample tore the walk): should be 0. */
-  lostSwitches: number;
+  lostSwitches?: number;
 }
 
 /** TimeTotals with the shares of the whole (idle + blocked + on CPU), 0..1. */
 export interface TimeSummary extends TimeTotals {
-  idleShare: number;
+  /** Absent with idleUs: the shares are then of blocked + on CPU. */
+  idleShare?: number;
   blockedInLuaShare: number;
   blockedOutsideLuaShare: number;
   onCpuShare: number;
@@ -298,12 +304,13 @@ export function summarize(stacks: readonly Stack[], extra: SummaryExtra = {}): S
   return summary;
 }
 
-function timeSummary(t: TimeTotals): TimeSummary {
+/** TimeTotals with their shares. Throws a RangeError for a negative or non-integer total. */
+export function timeSummary(t: TimeTotals): TimeSummary {
   for (const [name, v] of Object.entries(t)) if (typeof v === 'number') checkCounter(`time.${name}`, v);
-  const whole = t.idleUs + t.blockedUs + t.onCpuUs;
+  const whole = (t.idleUs ?? 0) + t.blockedUs + t.onCpuUs;
   return {
     ...t,
-    idleShare: share(t.idleUs, whole),
+    ...(t.idleUs !== undefined ? { idleShare: share(t.idleUs, whole) } : {}),
     blockedInLuaShare: share(t.blockedInLuaUs, whole),
     blockedOutsideLuaShare: share(t.blockedUs - t.blockedInLuaUs, whole),
     onCpuShare: share(t.onCpuUs, whole),
@@ -313,9 +320,27 @@ function timeSummary(t: TimeTotals): TimeSummary {
 /** "98.0% idle, 1.6% blocked in Lua, ...": the headline of an off-CPU or wall profile. */
 export function timeHeadline(t: TimeSummary): string {
   const p = (f: number) => `${(f * 100).toFixed(1)}%`;
-  const parts = [`${p(t.idleShare)} idle`, `${p(t.blockedInLuaShare)} blocked in Lua`, `${p(t.blockedOutsideLuaShare)} blocked outside Lua`];
+  const parts = [`${p(t.blockedInLuaShare)} blocked in Lua`, `${p(t.blockedOutsideLuaShare)} blocked outside Lua`];
+  if (t.idleShare !== undefined) parts.unshift(`${p(t.idleShare)} idle`);
   if (t.kind === 'wall') parts.push(`${p(t.onCpuShare)} on CPU`);
   return parts.join(', ');
+}
+
+/** The clauses after the Markdown headline; those a folded file cannot tell are left out. */
+function timeFacts(t: TimeSummary): string[] {
+  const amounts = [`${seconds(t.blockedUs / 1e6)} blocked`];
+  if (t.idleUs !== undefined) amounts.unshift(`${seconds(t.idleUs / 1e6)} idle`);
+  if (t.kind === 'wall') amounts.push(`${seconds(t.onCpuUs / 1e6)} on CPU`);
+  const facts = [amounts.join(', ')];
+  if (t.idleIncluded) facts.push('idle included in the tables');
+  else facts.push(t.idleUs !== undefined ? 'idle left out of the tables' : 'no idle stacks: idle time not known');
+  if (t.switchesBlocked !== undefined) {
+    facts.push(`${t.switchesBlocked} blocking switches${t.lostSwitches !== undefined ? `, ${t.lostSwitches} lost` : ''}`);
+  }
+  if (t.switchesPreempted !== undefined) {
+    facts.push(`preempted: ${t.switchesPreempted} times${t.preemptedUs !== undefined ? `, ${seconds(t.preemptedUs / 1e6)}` : ''}, not counted`);
+  }
+  return facts;
 }
 
 /** The summary as pretty-printed JSON, ending with a newline. */
@@ -374,15 +399,7 @@ export function renderSummaryMarkdown(summary: Summary): string {
   const unit = time ? 'µs' : 'samples';
   const measure = !time ? 'CPU' : time.kind === 'off_cpu' ? 'Blocked time' : 'Wall time';
   out.push(`### ${markdownText(summary.title)}`, '');
-  if (time) {
-    const idle = time.idleIncluded ? 'idle included in the tables' : 'idle left out of the tables';
-    out.push(
-      `**${timeHeadline(time)}** (${seconds(time.idleUs / 1e6)} idle, ${seconds(time.blockedUs / 1e6)} blocked` +
-        `${time.kind === 'wall' ? `, ${seconds(time.onCpuUs / 1e6)} on CPU` : ''}; ${idle}; ` +
-        `${time.switchesBlocked} blocking switches, ${time.lostSwitches} lost; preempted: ${time.switchesPreempted} times, ${seconds(time.preemptedUs / 1e6)}, not counted)`,
-      '',
-    );
-  }
+  if (time) out.push(`**${timeHeadline(time)}** (${timeFacts(time).join('; ')})`, '');
 
   const head = [`**${total} ${unit}**`];
   if (summary.frequencyHz !== undefined && (!time || time.kind === 'wall')) head.push(`at ${summary.frequencyHz} Hz`);

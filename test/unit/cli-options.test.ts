@@ -164,7 +164,9 @@ describe('report', () => {
       minwidth: { px: 0.1 },
       colors: 'hot',
       logLevel: 'info',
+      mode: 'cpu',
     });
+    expect((await parse('report', 'in.folded', '--mode', 'wall')).opts).toMatchObject({ mode: 'wall' });
   });
 
   it('needs an input and takes no --pid', async () => {
