@@ -194,6 +194,21 @@ describe('apisix-profile report', () => {
     expect(upright[0].y).toBe(Math.max(...upright.map((f) => f.y)));
   });
 
+  it('--mode off-cpu: the counts are µs in every output, and -F is said to be unused', async () => {
+    const folded = ['main;ngx_http_lua_content_handler;slow (/app/a.lua:3);usleep 1500', 'main;write 500', ''].join('\n');
+    const pprof = join(dir, 'off.pb.gz');
+    const run = await cli(['report', '-', '--mode', 'off-cpu', '-o', '-', '--pprof', pprof, '-F', '499'], { stdin: folded });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('>stdin: off-CPU time in µs: 0.00 s blocked</text>');
+    expect(decodePprof(readFileSync(pprof)).map((s) => s.count).sort((a, b) => a - b)).toEqual([500_000, 1_500_000]);
+    expect(records(run.stderr).map((r) => r.msg)).toEqual([
+      '-F is not used with --mode off-cpu: the counts are µs already',
+      '2000 µs in 2 stacks from stdin: 75.0% blocked in Lua, 25.0% blocked outside Lua',
+    ]);
+    const empty = await cli(['report', '-', '--mode', 'wall', '--json', join(dir, 'empty-wall.json')], { stdin: 'main;read 0\n' });
+    expect(empty.code).toBe(6);
+  });
+
   it('says on one line what is wrong with the input, with exit code 2', async () => {
     const missing = await cli(['report', join(dir, 'nope.folded')]);
     expect(missing.code).toBe(2);
