@@ -26,9 +26,10 @@ export function endsOffCpu(frames: readonly string[]): boolean {
 /**
  * The time totals of folded stacks whose counts are µs of `kind` time.
  * `[idle]`-rooted stacks are idle; in wall mode a stack is blocked when its
- * leaf is `[off-CPU]` and on the CPU otherwise; in off-CPU mode every other
- * stack is blocked. Blocked stacks with a Lua frame anywhere count as
- * blocked in Lua, as the kernel's in-Lua flag does when profiling.
+ * leaf is `[off-CPU]` (under an `[idle]` root too) and on the CPU
+ * otherwise; in off-CPU mode every other stack is blocked. Blocked stacks
+ * with a Lua frame anywhere count as blocked in Lua, as the kernel's in-Lua
+ * flag does when profiling.
  */
 export function foldedTimeTotals(stacks: readonly Stack[], kind: TimeWeight): TimeTotals {
   let idleUs = 0;
@@ -37,10 +38,14 @@ export function foldedTimeTotals(stacks: readonly Stack[], kind: TimeWeight): Ti
   let blockedInLuaUs = 0;
   let onCpuUs = 0;
   for (const { frames, count } of stacks) {
-    if (frames[0] === IDLE_ROOT) {
+    // A wall profile's blocked stack stays blocked under an [idle] root:
+    // profile never marks its idle wait [off-CPU], but --group-by phase
+    // puts [idle] first on any stack it finds in the event loop.
+    const blocked = kind === 'off_cpu' || endsOffCpu(frames);
+    if (frames[0] === IDLE_ROOT && !(kind === 'wall' && blocked)) {
       idleIncluded = true;
       idleUs += count;
-    } else if (kind === 'wall' && !endsOffCpu(frames)) {
+    } else if (!blocked) {
       onCpuUs += count;
     } else {
       blockedUs += count;

@@ -35,6 +35,9 @@ describe('foldedTimeTotals', () => {
   it('wall: [off-CPU] leaves are blocked, the rest on the CPU', () => {
     const t = foldedTimeTotals([IDLE, wallBlocked(IN_LUA), wallBlocked(OUTSIDE_LUA), ON_CPU], 'wall');
     expect(t).toEqual({ kind: 'wall', blockedUs: 900, blockedInLuaUs: 700, idleUs: 9000, idleIncluded: true, onCpuUs: 3030 });
+    // --group-by phase puts [idle] first on a blocked stack in the event loop: still blocked.
+    const grouped = { frames: [IDLE_ROOT, ...wallBlocked(OUTSIDE_LUA).frames], count: 200 };
+    expect(foldedTimeTotals([grouped], 'wall')).toEqual({ kind: 'wall', blockedUs: 200, blockedInLuaUs: 0, idleIncluded: false, onCpuUs: 0 });
     expect(endsOffCpu(wallBlocked(IN_LUA).frames)).toBe(true);
     expect(endsOffCpu(ON_CPU.frames)).toBe(false);
     expect(endsOffCpu([])).toBe(false);
