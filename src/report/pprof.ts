@@ -88,39 +88,23 @@ export function encodePprof(stacks: UniqueStacks, meta: PprofMeta): Buffer {
     );
   }
 
+  // Time profiles have one value (ns); CPU profiles samples and their CPU time.
   const nanoseconds = strings.dedup('nanoseconds');
-  if (meta.time) {
-    const kind = strings.dedup(meta.time);
-    return gzipSync(
-      new Profile({
-        sampleType: [new ValueType({ type: kind, unit: nanoseconds })],
-        sample: samples,
-        location: locations,
-        function: functions,
-        stringTable: strings,
-        timeNanos: meta.startNs ?? 0n,
-        durationNanos: meta.durationNs,
-        periodType: new ValueType({ type: kind, unit: nanoseconds }),
-        period: 1000,
-        defaultSampleType: kind,
-      }).encode(),
-    );
-  }
-  const cpu = strings.dedup('cpu');
+  const kind = strings.dedup(meta.time ?? 'cpu');
+  const sampleType = meta.time
+    ? [new ValueType({ type: kind, unit: nanoseconds })]
+    : [new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }), new ValueType({ type: kind, unit: nanoseconds })];
   const profile = new Profile({
-    sampleType: [
-      new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }),
-      new ValueType({ type: cpu, unit: nanoseconds }),
-    ],
+    sampleType,
     sample: samples,
     location: locations,
     function: functions,
     stringTable: strings,
     timeNanos: meta.startNs ?? 0n,
     durationNanos: meta.durationNs,
-    periodType: new ValueType({ type: cpu, unit: nanoseconds }),
-    period: Math.round(nsPerSample),
-    defaultSampleType: cpu,
+    periodType: new ValueType({ type: kind, unit: nanoseconds }),
+    period: meta.time ? 1000 : Math.round(nsPerSample),
+    defaultSampleType: kind,
   });
   return gzipSync(profile.encode());
 }
