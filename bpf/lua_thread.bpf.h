@@ -134,28 +134,14 @@ static __always_inline __u64 running_thread_on_stack(struct proc_state *st, stru
 	s->L = 0;
 	s->tries = 0;
 	u = &ws->native;
-	u->ip = BPF_CORE_READ(uregs, ip);
-	u->sp = BPF_CORE_READ(uregs, sp);
-	u->bp = BPF_CORE_READ(uregs, bp);
-	u->g = st->g;
-	u->vm_ip = st->vm_lo;
-	u->vm_hi = st->vm_hi;
-	/* As walk_stack: the main thread's stack ends by mm->start_stack. */
-	u->stack_top = ((__u32)pid_tgid == tgid && task->mm) ? task->mm->start_stack : 0;
-	u->id = 0;
-	u->pid = tgid;
-	u->n = 0;
-	u->flags = 0;
-	u->table = st->table;
 	/*
-	 * Not in a trace: cur_L is right while one runs. (So a trace's own
-	 * frame is not passed: C it called through the FFI that ran another
-	 * thread keeps the old answer, no Lua frames.)
+	 * As walk_stack: the main thread's stack ends by mm->start_stack.
+	 * VMSTATE_NONE: not in a trace, cur_L is right while one runs. (So a
+	 * trace's own frame is not passed: C it called through the FFI that
+	 * ran another thread keeps the old answer, no Lua frames.)
 	 */
-	u->vmstate = VMSTATE_NONE;
-	u->trace_done = 0;
-	u->generation = pm->generation;
-	window_reset(WINDOW_NATIVE);
+	native_walk_begin(u, st, pm, uregs, ((__u32)pid_tgid == tgid && task->mm) ? task->mm->start_stack : 0, 0, tgid,
+			  VMSTATE_NONE);
 	for (int i = 0; i < MAX_USER_FRAMES + 1; i++) {
 		if (lua_thread_step(st->g, st->table))
 			break;

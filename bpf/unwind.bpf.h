@@ -279,6 +279,34 @@ __noinline int native_walk_step(void)
 	return 0;
 }
 
+/*
+ * Starts a native walk at the registers the thread left user space with.
+ * The sampler's walk (unwind_user) and the search for the running
+ * lua_State (lua_thread.bpf.h) begin alike; only the id so far, the pid
+ * and the VM state differ.
+ */
+static __always_inline void native_walk_begin(struct native_walk *u, struct proc_state *st,
+					      struct proc_mappings *pm, struct pt_regs *uregs,
+					      __u64 stack_top, __u64 id, __u32 pid, __s32 vmstate)
+{
+	u->ip = BPF_CORE_READ(uregs, ip);
+	u->sp = BPF_CORE_READ(uregs, sp);
+	u->bp = BPF_CORE_READ(uregs, bp);
+	u->g = st->g;
+	u->vm_ip = st->vm_lo;
+	u->vm_hi = st->vm_hi;
+	u->stack_top = stack_top;
+	u->id = id;
+	u->pid = pid;
+	u->n = 0;
+	u->flags = 0;
+	u->table = st->table;
+	u->vmstate = vmstate;
+	u->trace_done = 0;
+	u->generation = pm->generation;
+	window_reset(WINDOW_NATIVE);
+}
+
 /* Walks the native frames into key; returns the stack id extended by them. */
 static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mappings *pm,
 					 struct pt_regs *uregs, struct sample_key *key,
@@ -292,22 +320,7 @@ static __always_inline __u64 unwind_user(struct proc_state *st, struct proc_mapp
 	if (!ws)
 		return id;
 	u = &ws->native;
-	u->ip = BPF_CORE_READ(uregs, ip);
-	u->sp = BPF_CORE_READ(uregs, sp);
-	u->bp = BPF_CORE_READ(uregs, bp);
-	u->g = st->g;
-	u->vm_ip = st->vm_lo;
-	u->vm_hi = st->vm_hi;
-	u->stack_top = stack_top;
-	u->id = id;
-	u->pid = key->pid;
-	u->n = 0;
-	u->flags = 0;
-	u->table = st->table;
-	u->vmstate = key->vmstate;
-	u->trace_done = 0;
-	u->generation = pm->generation;
-	window_reset(WINDOW_NATIVE);
+	native_walk_begin(u, st, pm, uregs, stack_top, id, key->pid, key->vmstate);
 	/* One more step than frames fits, so a full stack still sees its end. */
 	for (int i = 0; i < MAX_USER_FRAMES + 1; i++) {
 		if (native_walk_step())
