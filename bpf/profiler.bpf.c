@@ -423,9 +423,8 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 /*
  * Every context switch on every CPU: one hash lookup for the thread coming
  * in and one for the process going out, unless either is a target or the
- * idle task. The clock is read only for targets: in a VM it costs as much
- * as the rest of a switch that is not a target's. The last argument
- * (prev_state) exists since 5.18.
+ * idle task. The clock is read only for targets' switches, a few of all
+ * those on a machine. The last argument (prev_state) exists since 5.18.
  */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
