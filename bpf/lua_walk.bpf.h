@@ -233,11 +233,10 @@ static __always_inline bool is_frame_base(const struct lj_offsets *off, __u64 ba
 }
 
 /*
- * The lua_State fields the walk needs (base, stack, maxstack, cframe) all
- * sit in its first 88 bytes: one read instead of four.
+ * A GCRef/MRef in the lua_State head: 64 bits in GC64 builds, 32 otherwise.
+ * The fields the walk needs (base, stack, maxstack, cframe) all sit in the
+ * first 88 bytes, read at once into walk_scratch.l_head: one read, not four.
  */
-
-/* A GCRef/MRef in the lua_State head: 64 bits in GC64 builds, 32 otherwise. */
 static __always_inline __u64 l_head_ref(const struct lj_offsets *off, const __u8 *head, __u32 at)
 {
 	__u64 v = block_u64(head, LJ_L_HEAD_SIZE, at);

@@ -5,7 +5,7 @@ import { type Command, Option } from 'commander';
 import type { RunStats } from '../profile/stats.js';
 import { type ProfileMode } from '../profile/weights.js';
 import type { TimeTotals } from '../report/summary.js';
-import { countUnit, type TimeWeight } from '../report/weight.js';
+import { countUnit, type TimeWeight, usAsSeconds as seconds } from '../report/weight.js';
 
 export const PROFILE_MODES: readonly ProfileMode[] = ['cpu', 'off-cpu', 'wall'];
 
@@ -48,10 +48,6 @@ export function timeTotals(stats: RunStats, o: ModeOptions): TimeTotals | undefi
     switchesPreempted: t.switchesPreempted,
     lostSwitches: t.lost,
   };
-}
-
-function seconds(us: number): string {
-  return `${(us / 1e6).toFixed(2)} s`;
 }
 
 /** The flame graph's second heading. */

@@ -10,7 +10,7 @@ import { endsOffCpu, foldedTimeTotals, OFF_CPU_LEAF } from '../report/folded-tim
 import { renderFlameGraph } from '../report/flamegraph/svg.js';
 import { mergeIdentical, type UniqueStacks } from '../report/stack.js';
 import { timeHeadline, timeSummary, type TimeTotals } from '../report/summary.js';
-import { countUnit, type TimeWeight } from '../report/weight.js';
+import { countUnit, type TimeWeight, usAsSeconds as seconds } from '../report/weight.js';
 import type { ProfileMode } from '../profile/weights.js';
 import { openTerminal, type RunContext } from './context.js';
 import {
@@ -101,10 +101,6 @@ export function reportOutputs(opts: ReportOptions): OutputSpec[] {
   const exports = exportSpecs(opts);
   const output = opts.output ?? (exports.length === 0 ? DEFAULT_OUTPUT : undefined);
   return [...(output !== undefined ? [{ flag: '--output', path: output }] : []), ...exports];
-}
-
-function seconds(us: number): string {
-  return `${(us / 1e6).toFixed(2)} s`;
 }
 
 /** The flame graph's second heading: the file and its samples or, for time, where the time went (as profile's). */

@@ -10,3 +10,8 @@ export type TimeWeight = 'off_cpu' | 'wall';
 export function countUnit(time: TimeWeight | undefined): string {
   return time ? 'µs' : 'samples';
 }
+
+/** A time count (µs) as headings show it, e.g. `9.80 s`. */
+export function usAsSeconds(us: number): string {
+  return `${(us / 1e6).toFixed(2)} s`;
+}
