@@ -84,7 +84,7 @@ export function renderMarkdown(result) {
   L.push('');
   L.push(
     'From the same runs. **Process CPU** is the tool\'s own on-CPU time per second of the window, summed over its threads (`/proc/<tool>/task/*/schedstat`, ns-exact; 10 ms ticks would be too coarse for an 8 s window). **BPF CPU** is the run time of the tool\'s BPF programs ' +
-      `(run-time statistics on through ${result.statsVia === 'BPF_ENABLE_STATS' ? 'a BPF_ENABLE_STATS fd held for the whole bench, the same switch as `kernel.bpf_stats_enabled=1` but immune to other tools resetting the sysctl' : '`kernel.bpf_stats_enabled=1`'}; ` +
+      `(run-time statistics on through ${result.statsVia === 'BPF_ENABLE_STATS' ? 'a BPF_ENABLE_STATS fd held for the whole phase, baselines too, the same switch as `kernel.bpf_stats_enabled=1` but immune to other tools resetting the sysctl' : '`kernel.bpf_stats_enabled=1`'}; ` +
       'programs found through `/proc/<tool>/fdinfo`, counters from `bpftool prog show -j`) per second of the window. ' +
       'Both are in % of one CPU. The perf-event program runs on every CPU for every process (it drops other processes first); **ns per run** is over all its runs, ' +
       '**BPF ns per sample** is the programs\' total run time from load to the end of the window ÷ the samples of the target the tool reported for its whole run (the window plus a few seconds around it).',
@@ -212,7 +212,9 @@ export function extraSections(result) {
         'the median of those paired ratios is the figure. The BPF time per switch event is the run time of the tool\'s programs ÷ their runs, ' +
         'which count every switch on the machine. The kernel charges part of that time to the thread switched to (the idle task, wrk), ' +
         'not to the worker: the BPF time per request over the worker\'s CPU per request is the cost wherever it is charged. ' +
-        'The empty sched_switch program is the floor: the hook alone, before any tool does any work.',
+        'The empty sched_switch program is the floor: the hook alone, before any tool does any work. ' +
+        'BPF run-time statistics are off in those windows (with them on, every program run reads the clock twice more, partly on the worker\'s account); ' +
+        'the BPF times come from windows of their own with statistics on.',
     );
     L.push('');
     L.push('| tool | worker CPU/request vs none | goal | paired ratios | BPF per switch event | BPF per request | BPF ÷ worker CPU | requests/s |');

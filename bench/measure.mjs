@@ -116,11 +116,15 @@ export function statDelta(a, b) {
 }
 
 // ---------------------------------------------------------------------------
-// BPF run-time statistics for the whole bench. Preferred: BPF_ENABLE_STATS,
-// an fd (held by a small python helper) that keeps them on until it is
-// closed, whatever other tools write to the sysctl meanwhile (a concurrent
-// bench that restores kernel.bpf_stats_enabled=0 would otherwise stop the
-// counters mid-run). Fallback: kernel.bpf_stats_enabled=1, restored at the end.
+// BPF run-time statistics, held only while a phase reads BPF run times:
+// with them on, every program run also reads the clock twice and updates
+// per-CPU counters, a cost users do not pay, charged to whatever thread
+// the program runs in (the target itself for a switch into it or a
+// sample of it). Preferred: BPF_ENABLE_STATS, an fd (held by a small python
+// helper) that keeps them on until it is closed, whatever other tools
+// write to the sysctl meanwhile (a concurrent bench that restores
+// kernel.bpf_stats_enabled=0 would otherwise stop the counters mid-run).
+// Fallback: kernel.bpf_stats_enabled=1, restored on release.
 const STATS_HOLDER = `
 import ctypes, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -132,23 +136,33 @@ sys.stdout.write('OK\\n'); sys.stdout.flush()
 sys.stdin.read()
 `;
 
-export async function enableBpfStats() {
+/** Turns BPF run-time statistics on until release() (also called at cleanup). Returns how, and release. */
+export async function holdBpfStats() {
   const { child, exited } = spawnTracked(python3(), ['-c', STATS_HOLDER], { stdio: ['pipe', 'pipe', 'ignore'] });
   const out = lineReader(child.stdout);
   const first = await Promise.race([out.waitFor(/^(OK|ERR)/, 10_000).catch(() => ({ line: 'ERR timeout' })), exited.then(() => ({ line: 'ERR exited' }))]);
+  let released = false;
   if (first.line.startsWith('OK')) {
-    onCleanup(async () => {
+    const release = async () => {
+      if (released) return;
+      released = true;
       child.stdin.end();
       await exited;
-    });
-    log('BPF run-time statistics on (BPF_ENABLE_STATS fd, held until the end)');
-    return 'BPF_ENABLE_STATS';
+    };
+    onCleanup(release);
+    log('BPF run-time statistics on (BPF_ENABLE_STATS fd)');
+    return { via: 'BPF_ENABLE_STATS', release };
   }
   const prev = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
-  onCleanup(() => writeFileSync('/proc/sys/kernel/bpf_stats_enabled', prev));
-  log(`BPF_ENABLE_STATS failed (${first.line}): kernel.bpf_stats_enabled=1 (was ${prev}; restored at the end)`);
-  return 'kernel.bpf_stats_enabled=1';
+  const release = async () => {
+    if (released) return;
+    released = true;
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', prev);
+  };
+  onCleanup(release);
+  log(`BPF_ENABLE_STATS failed (${first.line}): kernel.bpf_stats_enabled=1 (was ${prev}; restored on release)`);
+  return { via: 'kernel.bpf_stats_enabled=1', release };
 }
 
 /** The machine's CPU time so far, in ticks: all of it, and what the hypervisor stole (/proc/stat). */

@@ -9,7 +9,7 @@ import { childPids } from '../fixtures/nginx/launch.mjs';
 import { onCleanup, spawnTracked, tempDir } from './cleanup.mjs';
 import { CFG, CLI, MODES, QUICK, root } from './config.mjs';
 import { cliHas, get, lastJson, rusageOf, spawnCliWithRusage, startBpftraceScript, startNginx, startTool, startWrk, wrk } from './launchers.mjs';
-import { bpfProgIds, bpfProgStats, cpuSeconds, enableBpfStats, median, pairedRatios, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
+import { bpfProgIds, bpfProgStats, cpuSeconds, holdBpfStats, median, pairedRatios, schedNs, statDelta, threadsCpuSeconds, vmHwmKb } from './measure.mjs';
 import { lineReader, log, run, sleep } from './util.mjs';
 
 // ---------------------------------------------------------------------------
@@ -73,6 +73,9 @@ export async function overhead(result) {
     target.loadCpu = null;
   }
   result.overheadTarget = { workers: target.workers.length, pinned: target.loadCpu !== null };
+  // On for every window, baselines too, so both pay the same clock reads.
+  const stats = await holdBpfStats();
+  result.statsVia = stats.via;
   log(`warming up the JIT (${CFG.warmSec} s of load)`);
   await wrk(target.port, '/work', CFG.warmSec, { cpu: target.loadCpu });
   const dir = tempDir('out');
@@ -93,6 +96,7 @@ export async function overhead(result) {
     const eta = ((Date.now() - t0) / (i + 1)) * (schedule.length - i - 1);
     log(`  [${i + 1}/${schedule.length}] ${m.name.padEnd(31)} ${r.rps.toFixed(0).padStart(5)} req/s, ${r.cpuPerReqUs.toFixed(1)} us CPU/req${m.kind !== 'none' ? `, tool ${(r.toolCpuPerSec * 100).toFixed(2)}% CPU` : ''} (about ${Math.round(eta / 1000)} s left)`);
   }
+  await stats.release();
   result.overheadRuns = runs;
 }
 
@@ -281,6 +285,12 @@ export async function watchIdle(result) {
 // the floor: an empty program on the same hook (bench/bare-switch.bpf.c),
 // what any off-CPU tool pays before it does any work.
 //
+// BPF run-time statistics stay off in the CPU windows: with them on, each
+// program run reads the clock twice more, and the run at a switch into the
+// worker is charged to the worker, a cost users do not pay (with an empty
+// program it was most of the floor). The BPF times come from windows of
+// their own afterwards, with statistics on.
+//
 // The kernel runs the switch program after it has stopped the clock of the
 // thread going out, so part of the BPF time is charged to the thread coming
 // in (the idle task, wrk): the BPF time per request, over the worker's CPU
@@ -289,6 +299,7 @@ export async function watchIdle(result) {
 //   sudo BENCH_ONLY=offCpuCost node bench/run.mjs
 
 const OFFCPU_REPS = QUICK ? 1 : 5;
+const OFFCPU_BPF_REPS = QUICK ? 1 : 2;
 const OFFCPU_WINDOW_SEC = QUICK ? 3 : 4;
 
 function bpftraceOffCpu(worker) {
@@ -338,9 +349,35 @@ function startOffCpuTool(target, kind, dir) {
   return null;
 }
 
+/** One window of wrk with kind running (or none): the worker's CPU per request, and the tool's BPF time when statistics are on. */
+async function offCpuWindow(target, kind, dir, loadCpu) {
+  const tool = await startOffCpuTool(target, kind, dir);
+  try {
+    for (let i = 0; i < 5; i++) await get(target.port, '/truth');
+    await sleep(300);
+    const ids = tool ? bpfProgIds(tool.pid) : [];
+    const worker = target.workers[0];
+    const bpf0 = bpfProgStats(ids);
+    const cpu0 = threadsCpuSeconds(worker);
+    const load = await wrk(target.port, '/truth', OFFCPU_WINDOW_SEC, { connections: 1, cpu: loadCpu });
+    const cpu1 = threadsCpuSeconds(worker);
+    const bpf = statDelta(bpf0, bpfProgStats(ids))._total;
+    return {
+      kind,
+      requests: load.requests,
+      rps: load.rps,
+      cpuPerReqUs: ((cpu1 - cpu0) * 1e6) / load.requests,
+      bpfNsPerEvent: bpf.runCnt ? bpf.runTimeNs / bpf.runCnt : NaN,
+      bpfEventsPerReq: bpf.runCnt / load.requests,
+      bpfNsPerReq: bpf.runTimeNs / load.requests,
+    };
+  } finally {
+    if (tool) await tool.stop();
+  }
+}
+
 export async function offCpuCost(result) {
-  log(`off-CPU cost: fixture nginx (1 worker, jit-on), wrk -t1 -c1 on /truth (one epoll wait per request), ${OFFCPU_WINDOW_SEC} s windows, ${OFFCPU_REPS} repetition(s)`);
-  result.statsVia ??= await enableBpfStats();
+  log(`off-CPU cost: fixture nginx (1 worker, jit-on), wrk -t1 -c1 on /truth (one epoll wait per request), ${OFFCPU_WINDOW_SEC} s windows, ${OFFCPU_REPS} repetition(s), then ${OFFCPU_BPF_REPS} with BPF statistics on`);
   ensureTracefs();
   const target = await startNginx('jit-on', 1);
   const loadCpu = cpus().length >= 2 ? 0 : null;
@@ -349,50 +386,42 @@ export async function offCpuCost(result) {
   const dir = tempDir('offcpu');
   buildBareHook(dir);
   const kinds = ['apisix-profile --mode off-cpu', 'bpftrace offcputime', BARE_HOOK];
+  const statsSysctl = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  if (statsSysctl !== '0') log(`  warning: kernel.bpf_stats_enabled=${statsSysctl}: the CPU windows pay for BPF statistics too`);
   const schedule = [];
   for (let r = 0; r < OFFCPU_REPS; r++) for (const k of kinds) schedule.push('none', k);
   schedule.push('none');
   const runs = [];
   for (const kind of schedule) {
-    const tool = await startOffCpuTool(target, kind, dir);
-    try {
-      for (let i = 0; i < 5; i++) await get(target.port, '/truth');
-      await sleep(300);
-      const ids = tool ? bpfProgIds(tool.pid) : [];
-      const worker = target.workers[0];
-      const bpf0 = bpfProgStats(ids);
-      const cpu0 = threadsCpuSeconds(worker);
-      const load = await wrk(target.port, '/truth', OFFCPU_WINDOW_SEC, { connections: 1, cpu: loadCpu });
-      const cpu1 = threadsCpuSeconds(worker);
-      const bpf = statDelta(bpf0, bpfProgStats(ids))._total;
-      const r = {
-        kind,
-        requests: load.requests,
-        rps: load.rps,
-        cpuPerReqUs: ((cpu1 - cpu0) * 1e6) / load.requests,
-        bpfNsPerEvent: bpf.runCnt ? bpf.runTimeNs / bpf.runCnt : NaN,
-        bpfEventsPerReq: bpf.runCnt / load.requests,
-        bpfNsPerReq: bpf.runTimeNs / load.requests,
-      };
-      runs.push(r);
-      log(`  ${kind.padEnd(30)} ${r.rps.toFixed(0).padStart(6)} req/s, ${r.cpuPerReqUs.toFixed(2)} us CPU/req${tool ? `, BPF ${r.bpfNsPerEvent.toFixed(0)} ns/switch event, ${(r.bpfNsPerReq / 1000).toFixed(2)} us/request` : ''}`);
-    } finally {
-      if (tool) await tool.stop();
+    const r = await offCpuWindow(target, kind, dir, loadCpu);
+    runs.push(r);
+    log(`  ${kind.padEnd(30)} ${r.rps.toFixed(0).padStart(6)} req/s, ${r.cpuPerReqUs.toFixed(2)} us CPU/req`);
+  }
+  const stats = await holdBpfStats();
+  result.statsVia ??= stats.via;
+  const bpfRuns = [];
+  for (let r = 0; r < OFFCPU_BPF_REPS; r++) {
+    for (const kind of kinds) {
+      const w = await offCpuWindow(target, kind, dir, loadCpu);
+      bpfRuns.push(w);
+      log(`  ${kind.padEnd(30)} BPF statistics on: ${w.cpuPerReqUs.toFixed(2)} us CPU/req, BPF ${w.bpfNsPerEvent.toFixed(0)} ns/switch event, ${(w.bpfNsPerReq / 1000).toFixed(2)} us/request`);
     }
   }
+  await stats.release();
   const base = median(runs.filter((r) => r.kind === 'none').map((r) => r.cpuPerReqUs));
   result.offCpuCost = Object.fromEntries(
     kinds.map((k) => {
       const mine = runs.filter((r) => r.kind === k);
+      const withStats = bpfRuns.filter((r) => r.kind === k);
       const ratios = pairedRatios(runs, k);
-      const bpfNsPerReq = median(mine.map((r) => r.bpfNsPerReq));
+      const bpfNsPerReq = median(withStats.map((r) => r.bpfNsPerReq));
       return [
         k,
         {
           cpuPerReqUs: median(mine.map((r) => r.cpuPerReqUs)),
           ratio: median(ratios),
           pairedRatios: ratios,
-          bpfNsPerEvent: median(mine.map((r) => r.bpfNsPerEvent)),
+          bpfNsPerEvent: median(withStats.map((r) => r.bpfNsPerEvent)),
           bpfNsPerReq,
           bpfShareOfWorkerCpu: bpfNsPerReq / (base * 1000),
           rps: median(mine.map((r) => r.rps)),
@@ -402,6 +431,7 @@ export async function offCpuCost(result) {
   );
   result.offCpuCost.baselineCpuPerReqUs = base;
   result.offCpuCost.runs = runs;
+  result.offCpuCost.bpfRuns = bpfRuns;
   for (const k of kinds) {
     const c = result.offCpuCost[k];
     log(`  ${k}: ${c.ratio.toFixed(3)}x CPU per request (paired: ${c.pairedRatios.map((x) => x.toFixed(3)).join(', ')}), BPF ${c.bpfNsPerEvent.toFixed(0)} ns per switch event, ${(c.bpfNsPerReq / 1000).toFixed(2)} us per request (${(100 * c.bpfShareOfWorkerCpu).toFixed(1)}% of the worker's ${base.toFixed(2)} us)`);
@@ -422,7 +452,8 @@ const URI_WINDOW_SEC = QUICK ? 3 : 5;
 
 export async function uriLabelCost(result) {
   log(`--label uri cost: fixture nginx (1 worker, jit-on), wrk on /work, 999 Hz, ${URI_WINDOW_SEC} s windows, ${URI_REPS} repetition(s) each`);
-  result.statsVia ??= await enableBpfStats();
+  const stats = await holdBpfStats();
+  result.statsVia ??= stats.via;
   const target = await startNginx('jit-on', 1);
   // As in the overhead phase: the worker on one CPU, wrk on another.
   target.loadCpu = cpus().length >= 2 ? 0 : null;
@@ -457,5 +488,6 @@ export async function uriLabelCost(result) {
   result.uriLabelCost = Object.fromEntries(kinds.map((k) => [k, { bpfNsPerSample: median(runs.filter((r) => r.kind === k).map((r) => r.bpfNsPerSample)) }]));
   result.uriLabelCost.runs = runs;
   const [off, on] = kinds.map((k) => result.uriLabelCost[k].bpfNsPerSample);
+  await stats.release();
   log(`  BPF per sample: ${off.toFixed(0)} ns without, ${on.toFixed(0)} ns with --label uri (+${(on - off).toFixed(0)} ns, ${(on / off).toFixed(3)}x)`);
 }

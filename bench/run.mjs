@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { cleanupAll, cleanupOnSignals, cleanupPhase, keepUntilExit } from './cleanup.mjs';
 import { QUICK, root } from './config.mjs';
 import { renderMarkdown } from './markdown.mjs';
-import { cpuTicks, enableBpfStats, machine } from './measure.mjs';
+import { cpuTicks, machine } from './measure.mjs';
 import * as phases from './phases.mjs';
 import { accuracy, offCpuCost, overhead, reportSpeed, uriLabelCost, watchIdle } from './phases.mjs';
 import { log, tryRun } from './util.mjs';
@@ -54,9 +54,8 @@ async function main() {
     process.stdout.write(`${JSON.stringify(result, null, 1)}\n`);
     return;
   }
-  result.statsVia = await enableBpfStats();
-  // The statistics switch stays on for the whole bench; each phase's
-  // nginx, tools and temp files go when the phase ends.
+  // Each phase's nginx, tools, temp files and BPF statistics switch go
+  // when the phase ends.
   keepUntilExit();
   try {
     await overhead(result);

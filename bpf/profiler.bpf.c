@@ -256,6 +256,9 @@ int sample_stack(struct bpf_perf_event_data *ctx)
  * A target thread comes back: its time off the CPU goes to the stack it
  * left in. Any other thread costs one hash lookup, a CPU's idle task
  * (pid 0, half of all switches on a machine that is not saturated) none.
+ * The idle wait's time stays in the entry: this runs on the worker's own
+ * account (the kernel has started its clock), once per request on a busy
+ * gateway, so it does without the counts map there.
  */
 static __noinline void switched_in(__u32 tid)
 {
@@ -274,8 +277,23 @@ static __noinline void switched_in(__u32 tid)
 		stat_add_n(STAT_PREEMPTED_NS, delta);
 		return;
 	}
+	/* Only this thread's own switches write its entry: no atomic needed. */
+	if (id == t->idle.id) {
+		t->idle_ns += delta;
+		return;
+	}
 	if (add_count(active_counts(), id, delta))
 		stat_add(STAT_OFFCPU_LOST);
+}
+
+/* The idle time summed in the entry goes to the counts (before its site changes or the thread exits). */
+static __noinline void flush_idle(struct offcpu_thread *t)
+{
+	if (!t->idle_ns || !t->idle.id)
+		return;
+	if (add_count(active_counts(), t->idle.id, t->idle_ns))
+		stat_add(STAT_OFFCPU_LOST);
+	t->idle_ns = 0;
 }
 
 /*
@@ -357,6 +375,9 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 	if (!st || prev->pid != tid)
 		return;
 	if (prev_state & TASK_DEAD_STATE) {
+		t = bpf_map_lookup_elem(&offcpu_threads, &tid);
+		if (t)
+			flush_idle(t);
 		bpf_map_delete_elem(&offcpu_threads, &tid);
 		return;
 	}
@@ -414,6 +435,7 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 		return;
 	if (o->idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
 		o->site.id = id;
+		flush_idle(t);
 		t->idle = o->site;
 	}
 	t->id = id;

@@ -207,12 +207,17 @@ struct offcpu_idle_site {
  * says since when and id in which stack (its copy is in `stacks` unless
  * known; 0 when it was preempted: still runnable, not off-CPU time, counted
  * apart). The time is added to the id's count when the thread is switched
- * back in, which sets start_ns to 0.
+ * back in, which sets start_ns to 0. Time in the event loop's idle wait
+ * (id == idle.id) is summed in idle_ns instead, one add in place of a
+ * counts-map update on most of a busy worker's switches in; it goes to the
+ * counts when the idle site changes or the thread exits, and user space
+ * reads what is left at the end.
  */
 struct offcpu_thread {
 	__u64 start_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the switch out; 0: on a CPU */
 	__u64 id;
 	struct offcpu_idle_site idle; /* id 0: no idle wait seen yet */
+	__u64 idle_ns; /* time waited in idle.id, not yet in the counts */
 };
 
 /* Indexes of the per-CPU counters in the `stats` map. */

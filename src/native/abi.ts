@@ -65,14 +65,20 @@ export const STAT_COUNT = 12;
 /** Target threads the kernel holds an off-CPU entry for at once (offcpu_threads). */
 export const MAX_OFFCPU_THREADS = 16384;
 
-/** A target thread off the CPU since startNs, blocked in stack id (0: preempted). */
-export interface OffCpuStart {
+/**
+ * A target thread's offcpu_threads entry: off the CPU since startNs (0: on
+ * a CPU) in stack id (0: preempted), and idleNs waited in its idle stack
+ * idleId that the kernel has not added to the counts yet.
+ */
+export interface OffCpuThread {
   tid: number;
   startNs: bigint;
   id: Buffer;
+  idleId: Buffer;
+  idleNs: bigint;
 }
-/** struct offcpu_thread: start_ns, id, then the last idle wait's site (ip, sp, bp, id). */
-export const OFFCPU_THREAD_SIZE = 48;
+/** struct offcpu_thread: start_ns, id, the last idle wait's site (ip, sp, bp, id), idle_ns. */
+export const OFFCPU_THREAD_SIZE = 56;
 
 /** An offcpu_threads entry for a thread off the CPU since startNs in stack id (no idle wait seen). */
 export function encodeOffCpuThread(startNs: bigint, id: bigint): Buffer {
@@ -82,11 +88,14 @@ export function encodeOffCpuThread(startNs: bigint, id: bigint): Buffer {
   return value;
 }
 
-/** One offcpu_threads entry; null while the thread is on a CPU (start_ns 0). */
-export function decodeOffCpuThread(key: Buffer, value: Buffer): OffCpuStart | null {
-  const startNs = value.readBigUInt64LE(0);
-  if (startNs === 0n) return null;
-  return { tid: key.readUInt32LE(0), startNs, id: Buffer.from(value.subarray(8, 16)) };
+export function decodeOffCpuThread(key: Buffer, value: Buffer): OffCpuThread {
+  return {
+    tid: key.readUInt32LE(0),
+    startNs: value.readBigUInt64LE(0),
+    id: Buffer.from(value.subarray(8, 16)),
+    idleId: Buffer.from(value.subarray(40, 48)),
+    idleNs: value.readBigUInt64LE(48),
+  };
 }
 
 /** struct lj_offsets field order; every field is an s32. */

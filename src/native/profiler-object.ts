@@ -16,7 +16,7 @@ import {
   encodeRequestUriState,
   OFFCPU_THREAD_SIZE,
   type ExecMapping,
-  type OffCpuStart,
+  type OffCpuThread,
   type ProcState,
   type RequestUriState,
   type SampleKey,
@@ -167,15 +167,15 @@ export class ProfilerObject {
   }
 
   /**
-   * Target threads off the CPU now (read and deleted): at the end of a run,
-   * their time so far is still to be added to the stacks they blocked in.
+   * Every target thread's entry (read and deleted): at the end of a run,
+   * the time of threads still off the CPU and the idle time the kernel
+   * summed in place are still to be added to the counts.
    */
-  drainOffCpuStarts(): OffCpuStart[] {
+  drainOffCpuThreads(): OffCpuThread[] {
     const { keys, values } = this.session.mapDrain(MAP.offCpuThreads);
-    const out: OffCpuStart[] = [];
+    const out: OffCpuThread[] = [];
     for (let i = 0; i * 4 < keys.length; i++) {
-      const start = decodeOffCpuThread(keys.subarray(i * 4, i * 4 + 4), values.subarray(i * OFFCPU_THREAD_SIZE, (i + 1) * OFFCPU_THREAD_SIZE));
-      if (start) out.push(start);
+      out.push(decodeOffCpuThread(keys.subarray(i * 4, i * 4 + 4), values.subarray(i * OFFCPU_THREAD_SIZE, (i + 1) * OFFCPU_THREAD_SIZE)));
     }
     return out;
   }

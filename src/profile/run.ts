@@ -10,7 +10,7 @@ import { CliError, ExitCode } from '../errors.js';
 import type { Logger } from 'pino';
 import { findLuajit } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
-import { MAX_LJ_TABLES, MAX_PROCS, type OffCpuStart, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
+import { MAX_LJ_TABLES, MAX_PROCS, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
 import { type DrainedCounts, ProfilerObject } from '../native/profiler-object.js';
 import { packageRoot } from '../package-root.js';
 import type { LineMode } from '../luajit/lua-frames.js';
@@ -21,6 +21,7 @@ import { readProcMaps } from '../target/proc-maps.js';
 import { cpuTimeMs } from '../target/processes.js';
 import { openProcessMemory } from '../target/process-memory.js';
 import { assembleStack } from './assemble.js';
+import { offCpuLeftInThreads } from './offcpu-threads.js';
 import { blockedAtStartFrames, blockedAtStartId, blockedAtStartKey, blockedThreads } from './blocked-at-start.js';
 import { endQuiet, quietForSampling } from './quiet-runtime.js';
 import { learnGlobalStates, type Target, type TargetOutcome, tablesFor, targetOutcome } from './global-state.js';
@@ -248,7 +249,7 @@ class ProfileRun {
     await sleep(5);
     this.table.add(this.bpf.drainCounts(0));
     this.table.add(this.bpf.drainCounts(1));
-    if (this.mode !== 'cpu') this.table.add(offCpuUntilNow(this.bpf.drainOffCpuStarts()));
+    if (this.mode !== 'cpu') this.table.add(offCpuLeftInThreads(this.bpf.drainOffCpuThreads(), process.hrtime.bigint()));
     if (this.uris) {
       this.uris.finish();
       this.uriPaths = this.uris.labels();
@@ -411,23 +412,6 @@ function warnUnlearned(targets: Map<number, Target>, log: Logger): void {
       );
     }
   }
-}
-
-/**
- * Threads still off the CPU when the run ends: their time so far, as
- * drained counts, for the stacks they blocked in (preempted ones are not
- * off-CPU time). bpf_ktime_get_ns and hrtime share CLOCK_MONOTONIC.
- */
-function offCpuUntilNow(pending: readonly OffCpuStart[]): DrainedCounts {
-  const now = process.hrtime.bigint();
-  const blocked = pending.filter((p) => p.id.readBigUInt64LE(0) !== 0n && p.startNs <= now);
-  const ids = Buffer.alloc(blocked.length * 8);
-  const counts = Buffer.alloc(blocked.length * 8);
-  blocked.forEach((p, i) => {
-    p.id.copy(ids, i * 8);
-    counts.writeBigUInt64LE(now - p.startNs, i * 8);
-  });
-  return { ids, counts };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -41,7 +41,7 @@ it('reads the calls of the built object: the deepest chains run through the walk
   expect(graphs.map((g) => g.program).sort()).toEqual(['learn_global_state', 'offcpu_switch', 'sample_stack']);
   const offcpu = graphs.find((g) => g.program === 'offcpu_switch')!;
   // The static subprograms (called through the .text section symbol) and the global ones.
-  expect(offcpu.subprograms.slice(0, 3)).toEqual(['switched_in', 'offcpu_thread_of', 'idle_wait']);
+  expect(offcpu.subprograms.slice(0, 4)).toEqual(['switched_in', 'flush_idle', 'offcpu_thread_of', 'idle_wait']);
   expect(offcpu.calls.get('lua_thread_step')).toEqual(['native_walk_step']);
   expect(offcpu.calls.get('native_walk_step')).toEqual(['resolve_row', 'read_windowed']);
   expect(graphs.find((g) => g.program === 'learn_global_state')!.subprograms).toEqual([]);

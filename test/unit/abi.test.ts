@@ -132,10 +132,9 @@ describe('ABI mirror of bpf/profiler.h', () => {
   });
 
   it('lays out offcpu_thread and the off-CPU flag as the header does', () => {
-    expect(structFields('offcpu_thread')).toEqual(['start_ns', 'id']);
-    expect(header).toMatch(/struct offcpu_thread \{[^}]*struct offcpu_idle_site idle;[^}]*\};/);
+    expect(header).toMatch(/struct offcpu_thread \{\s*__u64 start_ns;[^}]*__u64 id;[^}]*struct offcpu_idle_site idle;[^}]*__u64 idle_ns;[^}]*\};/);
     expect(structFields('offcpu_idle_site')).toEqual(['ip', 'sp', 'bp', 'id']);
-    expect(abi.OFFCPU_THREAD_SIZE).toBe(16 + 4 * 8);
+    expect(abi.OFFCPU_THREAD_SIZE).toBe(16 + 4 * 8 + 8);
     expect(header).toContain(`SAMPLE_OFF_CPU = 1 << ${Math.log2(abi.SampleFlags.OffCpu)},`);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(77, 0);
@@ -143,13 +142,15 @@ describe('ABI mirror of bpf/profiler.h', () => {
     value.writeBigUInt64LE(123n, 0);
     value.writeBigUInt64LE(0xabcn, 8);
     value.writeBigUInt64LE(0xdefn, 40);
-    const start = abi.decodeOffCpuThread(key, value);
-    expect(start?.tid).toBe(77);
-    expect(start?.startNs).toBe(123n);
-    expect(start?.id.readBigUInt64LE(0)).toBe(0xabcn);
-    // A thread on a CPU has nothing pending.
-    value.writeBigUInt64LE(0n, 0);
-    expect(abi.decodeOffCpuThread(key, value)).toBeNull();
+    value.writeBigUInt64LE(999n, 48);
+    const t = abi.decodeOffCpuThread(key, value);
+    expect(t.tid).toBe(77);
+    expect(t.startNs).toBe(123n);
+    expect(t.id.readBigUInt64LE(0)).toBe(0xabcn);
+    expect(t.idleId.readBigUInt64LE(0)).toBe(0xdefn);
+    expect(t.idleNs).toBe(999n);
+    const seeded = abi.decodeOffCpuThread(key, abi.encodeOffCpuThread(5n, 6n));
+    expect([seeded.startNs, seeded.id.readBigUInt64LE(0), seeded.idleNs]).toEqual([5n, 6n, 0n]);
   });
   it('lays out the --label uri structs as the header does', () => {
     expect(structFields('request_uri_state')).toEqual(['request', 'L_exdata', 'uri_offset']);
