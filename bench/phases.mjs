@@ -298,7 +298,7 @@ export async function watchIdle(result) {
 //
 //   sudo BENCH_ONLY=offCpuCost node bench/run.mjs
 
-const OFFCPU_REPS = QUICK ? 1 : 5;
+const OFFCPU_REPS = QUICK ? 1 : 7;
 const OFFCPU_BPF_REPS = QUICK ? 1 : 2;
 const OFFCPU_WINDOW_SEC = QUICK ? 3 : 4;
 

@@ -90,6 +90,21 @@ struct {
 	__type(value, struct offcpu_thread);
 } offcpu_threads SEC(".maps");
 
+/*
+ * Off-CPU mode: the targets' pids as a bitmap (bit pid % 64 of word pid /
+ * 64), the switch program's first test of both threads of every switch on
+ * the machine. An array lookup is inlined to an address computation, where
+ * a hash lookup would hash and walk a bucket: most switches on a busy
+ * machine are other processes'. User space sets a bit with the process's
+ * `procs` entry and clears it with it. Sized to 1 in CPU mode.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TARGET_PID_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} target_pids SEC(".maps");
+
 /* Compact .eh_frame rows of every file the targets map, back to back. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

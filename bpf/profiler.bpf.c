@@ -252,20 +252,29 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 
 /* --- off-CPU: the scheduler's switch ------------------------------------- */
 
+/* Whether pid is a target's, from the bitmap (no hashing). */
+static __always_inline bool is_target_pid(__u32 pid)
+{
+	__u32 word = pid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&target_pids, &word);
+
+	return bits && ((*bits >> (pid % 64)) & 1);
+}
+
 /*
  * A target thread comes back: its time off the CPU goes to the stack it
- * left in. Any other thread costs one hash lookup, a CPU's idle task
- * (pid 0, half of all switches on a machine that is not saturated) none.
+ * left in. Any other thread costs one bit test, a CPU's idle task (pid 0,
+ * half of all switches on a machine that is not saturated) none.
  * The idle wait's time stays in the entry: this runs on the worker's own
  * account (the kernel has started its clock), once per request on a busy
  * gateway, so it does without the counts map there.
  */
-static __noinline void switched_in(__u32 tid)
+static __noinline void switched_in(__u32 tgid, __u32 tid)
 {
 	struct offcpu_thread *t;
 	__u64 delta, id;
 
-	if (!tid)
+	if (!tid || !is_target_pid(tgid))
 		return;
 	t = bpf_map_lookup_elem(&offcpu_threads, &tid);
 	if (!t || !t->start_ns)
@@ -315,8 +324,7 @@ static __noinline struct offcpu_thread *offcpu_thread_of(__u32 tid)
 /*
  * 0: not the event loop's wait. 1: it is (site holds where), walk it. 2:
  * the thread waited here before with the same instruction, stack pointer
- * and frame pointer, that wait's walk found no Lua running, and the
- * stack's copy is still at hand (named by user space, or in `stacks`):
+ * and frame pointer, and that wait's walk found no Lua running:
  * t->idle.id is its id, no walk needed.
  *
  * The registers are enough to rule Lua out: Lua blocking in epoll would
@@ -324,6 +332,11 @@ static __noinline struct offcpu_thread *offcpu_thread_of(__u32 tid)
  * the call would sit deeper on the stack than the loop's own wait (LuaJIT
  * coroutines share the one C stack). Only the idle wait is shortcut: any
  * other blocking call is walked, its kernel frames too, every time.
+ *
+ * The idle stack's copy needs no check: it was stored (or named) when the
+ * site was set, and user space deletes a copy only after a drain has seen
+ * its id in the counts, which the idle time reaches only when the site is
+ * replaced or the thread exits (flush_idle).
  *
  * The registers are read directly (the task's pt_regs is a kernel pointer
  * the verifier knows), not through probe-read calls. Not inlined: its
@@ -345,8 +358,6 @@ static __noinline int idle_wait(struct task_struct *task, struct offcpu_thread *
 	if (!t->idle.id || t->idle.ip != site->ip || t->idle.sp != site->sp || t->idle.bp != site->bp)
 		return 1;
 	site->id = t->idle.id;
-	if (!bpf_map_lookup_elem(&known, &site->id) && !bpf_map_lookup_elem(&stacks, &site->id))
-		return 1;
 	return 2;
 }
 
@@ -367,12 +378,14 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 	struct sample_key *key;
 	int stored;
 
-	/* The idle task (pid 0) is never a target: no lookup. */
-	if (!tgid)
+	/*
+	 * The idle task (pid 0) is never a target. The bitmap is set and
+	 * cleared with the process's `procs` entry, which only a walk needs.
+	 */
+	if (!tgid || !is_target_pid(tgid))
 		return;
-	st = bpf_map_lookup_elem(&procs, &tgid);
 	/* In sched_switch, prev is current: its registers and stack are ours to walk. */
-	if (!st || prev->pid != tid)
+	if (prev->pid != tid)
 		return;
 	if (prev_state & TASK_DEAD_STATE) {
 		t = bpf_map_lookup_elem(&offcpu_threads, &tid);
@@ -405,8 +418,9 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 		t->start_ns = now;
 		return;
 	}
+	st = bpf_map_lookup_elem(&procs, &tgid);
 	key = bpf_map_lookup_elem(&scratch, &zero);
-	if (!key)
+	if (!st || !key)
 		return;
 	/*
 	 * With CPU sampling on too (wall mode), a sample can interrupt this
@@ -435,7 +449,9 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 		return;
 	if (o->idle && key->n_lua == 0 && !(key->flags & (SAMPLE_IN_LUA | SAMPLE_NO_G))) {
 		o->site.id = id;
-		flush_idle(t);
+		/* The same stack from new registers keeps its time (and its copy). */
+		if (t->idle.id != id)
+			flush_idle(t);
 		t->idle = o->site;
 	}
 	t->id = id;
@@ -443,16 +459,16 @@ static __always_inline void switched_out(void *ctx, bool preempt, struct task_st
 }
 
 /*
- * Every context switch on every CPU: one hash lookup for the thread coming
- * in and one for the process going out, unless either is a target or the
- * idle task. The clock is read only for targets' switches, a few of all
+ * Every context switch on every CPU: a bit of `target_pids` for the thread
+ * coming in and one for the process going out; hash lookups only for
+ * targets. The clock is read only for targets' switches, a few of all
  * those on a machine. The last argument (prev_state) exists since 5.18.
  */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	switched_in(next->pid);
+	switched_in(next->tgid, next->pid);
 	switched_out(ctx, preempt, prev, prev_state);
 	return 0;
 }

@@ -188,6 +188,12 @@ struct proc_state {
 #define MAX_OFFCPU_THREADS 16384
 
 /*
+ * One bit per process id of the targets, in 64-bit words: 65536 words hold
+ * every pid below 4,194,304 (PID_MAX_LIMIT on 64-bit, the largest pid_max).
+ */
+#define TARGET_PID_WORDS 65536
+
+/*
  * A thread's last wait in epoll with no Lua running (an nginx worker's
  * event loop): the next such wait from the same instruction with the same
  * stack and frame pointers has the same stack, so its id is reused without

@@ -62,6 +62,14 @@ export const StatIndex = {
 } as const;
 export const STAT_COUNT = 12;
 
+/** Words of the target_pids bitmap: one bit per pid below 64 * TARGET_PID_WORDS. */
+export const TARGET_PID_WORDS = 65536;
+
+/** Where pid's bit sits in target_pids: the word's index and the bit's mask. */
+export function targetPidBit(pid: number): { word: number; mask: bigint } {
+  return { word: Math.floor(pid / 64), mask: 1n << BigInt(pid % 64) };
+}
+
 /** Target threads the kernel holds an off-CPU entry for at once (offcpu_threads). */
 export const MAX_OFFCPU_THREADS = 16384;
 

@@ -15,6 +15,7 @@ import {
   encodeProcState,
   encodeRequestUriState,
   OFFCPU_THREAD_SIZE,
+  targetPidBit,
   type ExecMapping,
   type OffCpuThread,
   type ProcState,
@@ -37,6 +38,7 @@ const MAP = {
   unwindRows: 'unwind_rows',
   procMaps: 'proc_maps',
   offCpuThreads: 'offcpu_threads',
+  targetPids: 'target_pids',
   requestUris: 'request_uris',
   uriLabels: 'uri_labels',
 } as const;
@@ -74,6 +76,9 @@ export interface DrainedCounts {
 
 export class ProfilerObject {
   private active = 0;
+  private offCpu = false;
+  /** The pids whose bit is set in target_pids. */
+  private readonly targetPids = new Set<number>();
 
   private constructor(private readonly session: NativeSession) {}
 
@@ -88,6 +93,9 @@ export class ProfilerObject {
       for (const map of [...MAP.counts, MAP.stacks]) this.session.setMaxEntries(map, cfg.maxStacks);
     }
     const mode = cfg.mode ?? 'cpu';
+    this.offCpu = mode !== 'cpu';
+    // Only the switch program reads the bitmap: no 512 KiB for CPU mode.
+    if (!this.offCpu) this.session.setMaxEntries(MAP.targetPids, 1);
     this.session.setAutoload(PROGRAM.sampleStack, mode !== 'off-cpu');
     this.session.setAutoload(PROGRAM.offCpuSwitch, mode !== 'cpu');
   }
@@ -109,6 +117,7 @@ export class ProfilerObject {
 
   setProcessState(pid: number, state: ProcState): void {
     this.session.mapUpdate(MAP.procs, u32Key(pid), encodeProcState(state));
+    if (this.offCpu) this.setTargetPidBit(pid, true);
   }
 
   /** null once the process is no longer a target. */
@@ -120,6 +129,20 @@ export class ProfilerObject {
   /** Stops sampling pid: the program ignores processes it has no state for. */
   forgetProcess(pid: number): void {
     this.session.mapDelete(MAP.procs, u32Key(pid));
+    if (this.offCpu) this.setTargetPidBit(pid, false);
+  }
+
+  /** The switch program's test of pid (target_pids); user space is the only writer of the words. */
+  private setTargetPidBit(pid: number, on: boolean): void {
+    if (this.targetPids.has(pid) === on) return;
+    if (on) this.targetPids.add(pid);
+    else this.targetPids.delete(pid);
+    const { word, mask } = targetPidBit(pid);
+    const raw = this.session.mapLookup(MAP.targetPids, u32Key(word));
+    const bits = raw ? raw.readBigUInt64LE(0) : 0n;
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(on ? bits | mask : bits & ~mask, 0);
+    this.session.mapUpdate(MAP.targetPids, u32Key(word), value);
   }
 
   /** --label uri: where pid's requests keep their URI (the kernel reads it from then on). */

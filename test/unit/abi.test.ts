@@ -131,6 +131,14 @@ describe('ABI mirror of bpf/profiler.h', () => {
     expect(abi.MAX_OFFCPU_THREADS).toBe(define('MAX_OFFCPU_THREADS'));
   });
 
+  it('places a pid in the target_pids bitmap as the switch program reads it', () => {
+    expect(header).toContain(`#define TARGET_PID_WORDS ${abi.TARGET_PID_WORDS}\n`);
+    expect(abi.targetPidBit(0)).toEqual({ word: 0, mask: 1n });
+    expect(abi.targetPidBit(130)).toEqual({ word: 2, mask: 1n << 2n });
+    // PID_MAX_LIMIT - 1, the largest pid a 64-bit kernel hands out, has a word.
+    expect(abi.targetPidBit(4_194_303)).toEqual({ word: abi.TARGET_PID_WORDS - 1, mask: 1n << 63n });
+  });
+
   it('lays out offcpu_thread and the off-CPU flag as the header does', () => {
     expect(header).toMatch(/struct offcpu_thread \{\s*__u64 start_ns;[^}]*__u64 id;[^}]*struct offcpu_idle_site idle;[^}]*__u64 idle_ns;[^}]*\};/);
     expect(structFields('offcpu_idle_site')).toEqual(['ip', 'sp', 'bp', 'id']);
