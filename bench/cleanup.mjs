@@ -16,15 +16,24 @@ export function onCleanup(fn) {
     if (i >= 0) cleanups.splice(i, 1);
   };
 }
-export async function cleanupAll() {
-  while (cleanups.length > 0) {
-    const fn = cleanups.pop();
-    try {
-      await fn();
-    } catch (e) {
-      process.stderr.write(`bench: cleanup: ${e?.message ?? e}\n`);
+/**
+ * Undoes everything. A signal and the main flow's own exit can both call
+ * it: they share one pass, so neither exits while the other's undo (a
+ * master still stopping, its temp dir not yet removed) is half done.
+ */
+let cleaningUp = null;
+export function cleanupAll() {
+  cleaningUp ??= (async () => {
+    while (cleanups.length > 0) {
+      const fn = cleanups.pop();
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`bench: cleanup: ${e?.message ?? e}\n`);
+      }
     }
-  }
+  })();
+  return cleaningUp;
 }
 
 /** Ctrl-C, kill or a closed terminal: undo everything, then exit 130. */
@@ -40,8 +49,8 @@ export function cleanupOnSignals() {
   }
 }
 
-// What is registered before keepUntilExit() (the BPF statistics switch)
-// stays for the whole bench; cleanupPhase() undoes the rest.
+// What is registered before keepUntilExit() stays for the whole bench;
+// cleanupPhase() undoes the rest.
 let keepCleanups = 0;
 export function keepUntilExit() {
   keepCleanups = cleanups.length;

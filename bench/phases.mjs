@@ -354,7 +354,10 @@ async function offCpuWindow(target, kind, dir, loadCpu) {
   const tool = await startOffCpuTool(target, kind, dir);
   try {
     for (let i = 0; i < 5; i++) await get(target.port, '/truth');
-    await sleep(300);
+    // Past the profiler's first drain (1 s in), which names the stacks
+    // seen so far once: a 30 s profile spreads that over its run, a 4 s
+    // window would take it whole. Every kind, none too, waits the same.
+    await sleep(1500);
     const ids = tool ? bpfProgIds(tool.pid) : [];
     const worker = target.workers[0];
     const bpf0 = bpfProgStats(ids);

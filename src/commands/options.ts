@@ -36,14 +36,14 @@ export function durationSeconds(value: string): number {
   return n;
 }
 
-/** `--minwidth`: pixels (`0.1`) or a share of all samples (`0.5%`). */
+/** `--minwidth`: pixels (`0.1`) or a share of the graph's total, samples or µs (`0.5%`). */
 export type MinWidth = { px: number } | { percent: number };
 
 export function minWidth(value: string): MinWidth {
   const m = /^(\d+(?:\.\d+)?|\.\d+)(%?)$/.exec(value.trim());
   const n = m ? Number(m[1]) : NaN;
   if (!m || !Number.isFinite(n) || (m[2] === '%' ? n > 100 : n > 100_000)) {
-    throw new InvalidArgumentError('minwidth must be pixels (e.g. 0.1) or a percentage of all samples (e.g. 0.5%), from 0 to 100%');
+    throw new InvalidArgumentError("minwidth must be pixels (e.g. 0.1) or a percentage of the graph's total (e.g. 0.5%), from 0 to 100%");
   }
   return m[2] === '%' ? { percent: n } : { px: n };
 }
@@ -120,7 +120,7 @@ export function addFlameGraphOptions(cmd: Command, withColors = true): Command {
     .option('--title <text>', 'heading of the flame graph', title)
     .option('--width <px>', 'image width in pixels', integerIn('width', 200, 100_000), 1200)
     .addOption(
-      new Option('--minwidth <px|pct%>', 'leave out frames narrower than this many pixels, or this share of all samples')
+      new Option('--minwidth <px|pct%>', "leave out frames narrower than this many pixels, or this share of the graph's total (samples, or µs in off-cpu/wall graphs)")
         .argParser(minWidth)
         .default({ px: 0.1 }, '0.1'),
     )
