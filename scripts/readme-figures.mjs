@@ -135,6 +135,21 @@ export function renderFigures(benchmarksMd) {
   const reportWhat = /^report time \((.*)\)$/.exec(goals.rows.find((x) => x.key.startsWith('report time'))?.key ?? '')?.[1];
   if (!reportWhat) throw new FiguresError('no "report time (...)" row under "## Goals"');
 
+  // Off-CPU mode's cost: only when the bench ran that phase.
+  let offCpu = null;
+  const offTable = benchmarksMd.includes('\n## Off-CPU mode\n') ? tables(r.section('Off-CPU mode')).find((t) => t.header[0] === 'tool') : undefined;
+  if (offTable) {
+    const off = (tool, column) => r.cell(offTable, tool, column);
+    const offRatio = (tool) => num(off(tool, 'worker CPU/request vs none'), tool);
+    const pairs = off('apisix-profile --mode off-cpu', 'paired ratios').split(',').map((x) => Number(x.trim())).filter(Number.isFinite);
+    offCpu =
+      `| worker CPU/request in \`--mode off-cpu\`, at one epoll wait per request of a 25 µs handler (the worst case) | ` +
+      `${x3(offRatio('apisix-profile --mode off-cpu'))} (pairs ${x3(Math.min(...pairs))} to ${x3(Math.max(...pairs))}); ` +
+      `an empty switch program ${x3(offRatio('empty sched_switch program'))}, bpftrace offcputime ${x3(offRatio('bpftrace offcputime'))}; ` +
+      `BPF ${off('apisix-profile --mode off-cpu', 'BPF per switch event')} per switch event (bpftrace ${off('bpftrace offcputime', 'BPF per switch event')}) | ` +
+      `${off('apisix-profile --mode off-cpu', 'goal').replace(/\*\*/g, '')} |`;
+  }
+
   const pts = (v) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)}`;
   const L = [];
   L.push(BEGIN);
@@ -151,6 +166,7 @@ export function renderFigures(benchmarksMd) {
     `| worker CPU/request at 999 Hz | ${x3(p999)}; bpftrace \`ustack\` ${x3(bt999)}, \`perf record -g\` ${x3(perf999)}; ` +
       `the sampling interrupt alone (bpftrace counting samples) ${x3(floor)}, so ${pts(p999 - floor)} points above it | ${goal('worker CPU/request at 999 Hz')} |`,
   );
+  if (offCpu) L.push(offCpu);
   L.push(`| profiler CPU + its BPF programs at 99 Hz | ${total99} of one CPU | ${goal('profiler CPU + BPF at 99 Hz')} |`);
   L.push(
     `| BPF time per sample | ${ns('apisix-profile 99 Hz')} ns at 99 Hz (${vsBt('apisix-profile 99 Hz')} bpftrace \`ustack\`'s), ` +

@@ -6,7 +6,7 @@
 // (the work counts from `--base-summary`/`--head-summary`) when a request
 // took too much more CPU.
 import { basename } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
 import {
   diffStacks,
@@ -40,6 +40,9 @@ import { STDIO, appendStepSummary, checkOutputs, readInput, writeOutput, type Ou
 import type { RunWork } from '../report/gate-work.js';
 import { readFolded } from './report.js';
 import { totalCount } from '../report/stack.js';
+import { countUnit } from '../report/weight.js';
+import type { ProfileMode } from '../native/profiler-object.js';
+import { PROFILE_MODES, timeWeight } from './profile-mode.js';
 
 export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   output: string;
@@ -54,6 +57,8 @@ export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   failOnSamples?: number;
   baseSummary?: string;
   headSummary?: string;
+  /** What the counts are: samples (cpu) or µs (off-cpu, wall). Only the unit the outputs name changes. */
+  mode?: ProfileMode;
 }
 
 /** `--fail-on-function <pp>`, `--fail-on-plugin <pp>`: percentage points, above 0 and at most 100. */
@@ -122,6 +127,14 @@ export function diffCommand(): Command {
     .option('--summary <file.md>', 'the same as Markdown; also appended to $GITHUB_STEP_SUMMARY when that is set', path('summary'))
     .option('--top <n>', 'functions listed per direction in the summaries', integerIn('top', 1, 1000), 15)
     .option('--saturate <pp>', 'a change of this many percentage points gets the full colour', saturatePp, 5)
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'what the counts are (the files do not say): cpu: samples; off-cpu or wall: µs, as `profile --mode off-cpu|wall` writes them; the outputs name the unit',
+      )
+        .choices(PROFILE_MODES as string[])
+        .default('cpu'),
+    )
     .option(
       '--fail-on-function <pp>',
       'gate: exit 9 when any function\'s self or total share grew by more than this many percentage points',
@@ -141,7 +154,7 @@ export function diffCommand(): Command {
     .option('--head-summary <file.json>', "the after run's --json summary, the same way", path('head-summary'))
     .option(
       '--min-samples <n>',
-      `gate: do not judge a share that has fewer than n samples in both runs (default ${DEFAULT_MIN_SAMPLES}: 1 pp of 30 s at 99 Hz)`,
+      `gate: do not judge a share that has fewer than n samples (µs with --mode off-cpu|wall) in both runs (default ${DEFAULT_MIN_SAMPLES}: 1 pp of 30 s at 99 Hz)`,
       integerIn('min-samples', 0, 1_000_000_000),
     );
   addFlameGraphOptions(cmd, false);
@@ -208,10 +221,12 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
       : undefined;
   const nameOf = (p: string) => (p === STDIO ? 'stdin' : basename(p));
   const title = opts.title ?? 'apisix-profile: differential';
+  const unit = countUnit(timeWeight(opts.mode ?? 'cpu'));
 
   const svg = renderDiffFlameGraph(b, a, {
     ...flameGraphOptions(opts, { title, subtitle: `${nameOf(before)} → ${nameOf(after)}` }),
     saturatePp: opts.saturate,
+    unit,
   });
   writeOutput(opts.output, svg);
   if (opts.folded !== undefined) writeOutput(opts.folded, foldDiff(diffStacks(b, a)));
@@ -229,7 +244,7 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
         })
       : null;
   if (opts.json !== undefined || opts.summary !== undefined) {
-    const summary = summarizeDiff(b, a, { title, top: opts.top });
+    const summary = summarizeDiff(b, a, { title, top: opts.top, unit });
     if (opts.json !== undefined) writeOutput(opts.json, gate ? renderGatedDiffSummaryJson(summary, gate) : renderDiffSummaryJson(summary));
     if (opts.summary !== undefined) {
       const lead = gate
@@ -244,7 +259,7 @@ export async function runDiffCommand(before: string, after: string, opts: DiffOp
   }
 
   const written = Object.fromEntries(outputs.map((s) => [s.flag.slice(2), s.path]));
-  log.info({ before, after, ...written }, `before ${bt} samples, after ${at} samples`);
+  log.info({ before, after, ...written }, `before ${bt} ${unit}, after ${at} ${unit}`);
   if (empty !== null) {
     log.warn(`no samples in ${nameOf(empty)}: nothing to compare`);
     return ExitCode.NoSamples;

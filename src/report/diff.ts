@@ -183,7 +183,7 @@ export function renderDiffFlameGraph(before: UniqueStacks, after: UniqueStacks, 
 
   const vanished = share(vanishedSamples(beforeRoot, afterRoot), beforeTotal);
   const note =
-    `before ${beforeTotal} samples, after ${afterTotal}; red grew, blue shrank (full colour at ${saturatePp} pp);` +
+    `before ${beforeTotal} ${options.unit ?? 'samples'}, after ${afterTotal}; red grew, blue shrank (full colour at ${saturatePp} pp);` +
     ` not drawn: ${pct(vanished)}% of before (call paths absent after)`;
   const subtitle = options.subtitle !== undefined ? `${options.subtitle} · ${note}` : note;
   return renderFrameTree(afterRoot, { ...options, title: options.title ?? DEFAULT_TITLE, subtitle }, painter);
@@ -203,6 +203,8 @@ export interface FunctionChange {
 
 export interface DiffSummary {
   title: string;
+  /** What the counts are when not samples: `µs` for off-CPU and wall profiles. */
+  unit?: string;
   beforeSamples: number;
   afterSamples: number;
   /** Self share grew: biggest growth first, ties by name. */
@@ -216,6 +218,8 @@ export interface DiffSummaryOptions {
   title?: string;
   /** Length of each list. Default 15. */
   top?: number;
+  /** What the counts are (countUnit): `samples` (default) or `µs`. */
+  unit?: string;
 }
 
 /** Every function of either run with its counts and shares on both sides. */
@@ -273,7 +277,8 @@ export function summarizeDiff(before: UniqueStacks, after: UniqueStacks, options
     .filter((c) => c.selfDeltaPp < 0)
     .sort((x, y) => x.selfDeltaPp - y.selfDeltaPp || byCodeUnits(x.name, y.name))
     .slice(0, top);
-  return { title: options.title ?? DEFAULT_TITLE, beforeSamples, afterSamples, grew, shrank };
+  const unit = options.unit !== undefined && options.unit !== 'samples' ? { unit: options.unit } : {};
+  return { title: options.title ?? DEFAULT_TITLE, ...unit, beforeSamples, afterSamples, grew, shrank };
 }
 
 /** The diff summary as pretty-printed JSON, ending with a newline. */
@@ -290,7 +295,7 @@ export function renderDiffSummaryMarkdown(summary: DiffSummary, lead = ''): stri
   const out: string[] = [`### ${markdownText(summary.title)}`, ''];
   if (lead.trim() !== '') out.push(lead.trimEnd(), '');
   out.push(
-    `before: **${summary.beforeSamples} samples** · after: **${summary.afterSamples} samples** · ` +
+    `before: **${summary.beforeSamples} ${summary.unit ?? 'samples'}** · after: **${summary.afterSamples} ${summary.unit ?? 'samples'}** · ` +
       'changes are in percentage points (pp) of each run\'s total',
     '',
   );

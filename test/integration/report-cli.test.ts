@@ -296,6 +296,18 @@ describe('apisix-profile diff', () => {
     expect(json.grew.map((c: { name: string }) => c.name)).toEqual(['heavy (/app/work.lua:12)', 'cache_get (/app/routes.lua:40)']);
   });
 
+  it('--mode off-cpu names the counts µs in the log, the subtitle and the summaries', async () => {
+    const p = (n: string) => join(dir, `diff-time.${n}`);
+    const run = await cli(['diff', fixture('small.folded'), fixture('small-after.folded'), '--mode', 'off-cpu', '-o', p('svg'), '--summary', p('md'), '--json', p('json')]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(records(run.stderr)[0]).toMatchObject({ msg: 'before 47 µs, after 50 µs' });
+    expect(readFileSync(p('svg'), 'utf8')).toContain('before 47 µs, after 50;');
+    expect(readFileSync(p('md'), 'utf8')).toContain('before: **47 µs** · after: **50 µs**');
+    expect(JSON.parse(readFileSync(p('json'), 'utf8')).unit).toBe('µs');
+    const bad = await cli(['diff', fixture('small.folded'), fixture('small-after.folded'), '--mode', 'offcpu', '-o', p('svg')]);
+    expect(bad.code).toBe(2);
+  });
+
   it('honours --saturate and --inverted', async () => {
     const run = await cli(['diff', fixture('small.folded'), fixture('small-after.folded'), '-o', '-', '--saturate', '20', '--inverted']);
     expect(run.code, run.stderr).toBe(0);

@@ -190,6 +190,7 @@ describe('diff', () => {
       minwidth: { px: 0.1 },
       inverted: true,
       logLevel: 'info',
+      mode: 'cpu',
     });
   });
 

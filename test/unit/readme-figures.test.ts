@@ -29,3 +29,13 @@ it('a figure edited by hand is caught', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('carries the off-CPU cost row when the bench ran that phase, and does without it otherwise', async () => {
+  const { renderFigures } = (await import(script)) as { renderFigures: (md: string) => string };
+  const bench = readFileSync(join(repoRoot, 'docs', 'BENCHMARKS.md'), 'utf8');
+  expect(bench).toContain('\n## Off-CPU mode\n');
+  expect(renderFigures(bench)).toMatch(/^\| worker CPU\/request in `--mode off-cpu`.*\| \d+(\.\d+)?× \(pairs .*; BPF \d+ ns per switch event .*\| ≤ 1\.02: (met|not met) \|$/m);
+  const without = bench.replace(/\n## Off-CPU mode\n[\s\S]*?(?=\n## )/, '\n');
+  expect(without).not.toContain('## Off-CPU mode');
+  expect(renderFigures(without)).not.toContain('--mode off-cpu');
+});

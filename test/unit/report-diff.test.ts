@@ -156,6 +156,11 @@ describe('renderDiffFlameGraph', () => {
     ]);
   });
 
+  it('names the counts in the subtitle with the unit given', () => {
+    expect(renderDiffFlameGraph(before, after, { unit: 'µs' })).toContain('before 10 µs, after 20;');
+    expect(renderDiffFlameGraph(before, after)).toContain('before 10 samples, after 20;');
+  });
+
   it('uses the saturation option and validates it', () => {
     const frames = drawnFrames(renderDiffFlameGraph(before, after, { saturatePp: 20 }));
     expect(frames[2].fill).toBe(diffColor(-10, 20));
@@ -295,5 +300,15 @@ describe('summarizeDiff', () => {
     );
     expect(renderDiffSummaryMarkdown(summarizeDiff(small, small))).toContain('**Grew (self share)**\n\nNone.');
     expect(JSON.parse(renderDiffSummaryJson(s))).toEqual(JSON.parse(JSON.stringify(s)));
+  });
+
+  it('names µs, not samples, for off-CPU and wall profiles, and leaves CPU summaries as they were', () => {
+    const time = summarizeDiff(small, smallAfter, { unit: 'µs' });
+    expect(time.unit).toBe('µs');
+    expect(renderDiffSummaryMarkdown(time)).toMatch(/^before: \*\*\d+ µs\*\* · after: \*\*\d+ µs\*\* · /m);
+    expect(JSON.parse(renderDiffSummaryJson(time)).unit).toBe('µs');
+    const cpu = summarizeDiff(small, smallAfter, { unit: 'samples' });
+    expect('unit' in cpu).toBe(false);
+    expect(renderDiffSummaryMarkdown(cpu)).toMatch(/^before: \*\*\d+ samples\*\*/m);
   });
 });
