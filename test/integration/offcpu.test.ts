@@ -156,6 +156,46 @@ for (const jit of ['jit-on', 'jit-off'] as const) {
   });
 }
 
+// The idle wait's time is summed in the kernel's per-thread entry and read
+// at the end. A lightly loaded gateway is mostly that wait, taken again
+// after every request: lost there, the whole would come up short by the
+// idle share.
+describe('a lightly loaded gateway in wall mode with --include-idle', () => {
+  let fixture: Fixture;
+
+  beforeAll(async () => {
+    fixture = await startFixture({ jit: 'jit-on', workers: 2 });
+  });
+
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+
+  it("accounts for each worker's whole time: on the CPU, blocked, idle, preempted", async () => {
+    let stop = false;
+    let requests = 0;
+    const loop = (async () => {
+      while (!stop) {
+        await fixture.get('/truth');
+        requests++;
+        await sleep(2);
+      }
+    })();
+    const run = await profile(fixture, ['--mode', 'wall', '--frequency', '499', '--include-idle', '--duration', '3']);
+    stop = true;
+    await loop;
+    expect(run.code, run.stderr).toBe(0);
+    const time = run.summary.time!;
+    const accounted = parseFolded(run.folded).reduce((sum, s) => sum + s.count, 0) + (time.preemptedUs ?? 0);
+    const elapsedUs = fixture.workers().length * run.summary.durationSec! * 1e6;
+    console.log(`wall, ${requests} requests: ${(accounted / 1e6).toFixed(3)} s accounted of ${(elapsedUs / 1e6).toFixed(3)} s (idle ${(time.idleUs / 1e6).toFixed(3)} s)`);
+    expect(requests).toBeGreaterThan(300);
+    expect(time.idleUs / elapsedUs).toBeGreaterThan(0.8);
+    expect(accounted / elapsedUs).toBeGreaterThan(0.95);
+    expect(accounted / elapsedUs).toBeLessThan(1.05);
+  });
+});
+
 // A thread blocked before the profile starts never leaves a CPU while the
 // profile watches until it wakes: it counts from the start, under the stack
 // /proc shows of it from outside (src/profile/blocked-at-start.ts).
