@@ -156,38 +156,42 @@ for (const jit of ['jit-on', 'jit-off'] as const) {
   });
 }
 
+/** A 2-worker fixture for the tests of the enclosing describe block, stopped after them. */
+function twoWorkerFixture(): () => Fixture {
+  let fixture: Fixture | undefined;
+  beforeAll(async () => {
+    fixture = await startFixture({ jit: 'jit-on', workers: 2 });
+  });
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+  return () => fixture!;
+}
+
 // The idle wait's time is summed in the kernel's per-thread entry and read
 // at the end. A lightly loaded gateway is mostly that wait, taken again
 // after every request: lost there, the whole would come up short by the
 // idle share.
 describe('a lightly loaded gateway in wall mode with --include-idle', () => {
-  let fixture: Fixture;
-
-  beforeAll(async () => {
-    fixture = await startFixture({ jit: 'jit-on', workers: 2 });
-  });
-
-  afterAll(async () => {
-    await fixture?.stop();
-  });
+  const gateway = twoWorkerFixture();
 
   it("accounts for each worker's whole time: on the CPU, blocked, idle, preempted", async () => {
     let stop = false;
     let requests = 0;
     const loop = (async () => {
       while (!stop) {
-        await fixture.get('/truth');
+        await gateway().get('/truth');
         requests++;
         await sleep(2);
       }
     })();
-    const run = await profile(fixture, ['--mode', 'wall', '--frequency', '499', '--include-idle', '--duration', '3']);
+    const run = await profile(gateway(), ['--mode', 'wall', '--frequency', '499', '--include-idle', '--duration', '3']);
     stop = true;
     await loop;
     expect(run.code, run.stderr).toBe(0);
     const time = run.summary.time!;
     const accounted = parseFolded(run.folded).reduce((sum, s) => sum + s.count, 0) + (time.preemptedUs ?? 0);
-    const elapsedUs = fixture.workers().length * run.summary.durationSec! * 1e6;
+    const elapsedUs = gateway().workers().length * run.summary.durationSec! * 1e6;
     console.log(`wall, ${requests} requests: ${(accounted / 1e6).toFixed(3)} s accounted of ${(elapsedUs / 1e6).toFixed(3)} s (idle ${(time.idleUs / 1e6).toFixed(3)} s)`);
     expect(requests).toBeGreaterThan(300);
     expect(time.idleUs / elapsedUs).toBeGreaterThan(0.8);
@@ -200,18 +204,10 @@ describe('a lightly loaded gateway in wall mode with --include-idle', () => {
 // profile watches until it wakes: it counts from the start, under the stack
 // /proc shows of it from outside (src/profile/blocked-at-start.ts).
 describe('threads already blocked when the profile starts', () => {
-  let fixture: Fixture;
-
-  beforeAll(async () => {
-    fixture = await startFixture({ jit: 'jit-on', workers: 2 });
-  });
-
-  afterAll(async () => {
-    await fixture?.stop();
-  });
+  const gateway = twoWorkerFixture();
 
   it('an idle gateway is all idle, not "nothing measured"', async () => {
-    const run = await profile(fixture, ['--mode', 'off-cpu', '--duration', '2', '--include-idle']);
+    const run = await profile(gateway(), ['--mode', 'off-cpu', '--duration', '2', '--include-idle']);
     expect(run.code, run.stderr).toBe(0);
     const time = run.summary.time!;
     // Both workers waited in epoll the whole 2 s.
@@ -229,12 +225,12 @@ describe('threads already blocked when the profile starts', () => {
 
   it('a worker blocked in a long call counts the time it had left, not drawn as idle', async () => {
     const sent = Date.now();
-    const slept = fixture.get('/block/long?ms=3000');
+    const slept = gateway().get('/block/long?ms=3000');
     await sleep(300);
     let samplingAt = 0;
     const dir = mkdtempSync(join(tmpdir(), 'apisix-profile-offcpu-'));
     try {
-      const { code, stderr } = await runCli(['--pid', String(fixture.master), '--duration', '5', '--mode', 'off-cpu', '-o', join(dir, 'out.svg'), '--folded', join(dir, 'out.folded')], (line) => {
+      const { code, stderr } = await runCli(['--pid', String(gateway().master), '--duration', '5', '--mode', 'off-cpu', '-o', join(dir, 'out.svg'), '--folded', join(dir, 'out.folded')], (line) => {
         if (line.includes('"msg":"sampling"')) samplingAt = Date.now();
       });
       expect(code, stderr).toBe(0);
