@@ -96,6 +96,7 @@ export function encodeOffCpuThread(startNs: bigint, id: bigint): Buffer {
   return value;
 }
 
+/** One offcpu_threads entry (key: the thread id), as the kernel holds it. */
 export function decodeOffCpuThread(key: Buffer, value: Buffer): OffCpuThread {
   return {
     tid: key.readUInt32LE(0),

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { findLuajit } from '../luajit/detect.js';
 import { type LuajitTable, loadOffsetTables, tableName } from '../luajit/offset-tables.js';
 import { MAX_LJ_TABLES, MAX_PROCS, PROC_NO_LUAJIT, StatIndex } from '../native/abi.js';
-import { type DrainedCounts, ProfilerObject } from '../native/profiler-object.js';
+import { ProfilerObject } from '../native/profiler-object.js';
 import { packageRoot } from '../package-root.js';
 import type { LineMode } from '../luajit/lua-frames.js';
 import type { UniqueStacks } from '../report/stack.js';
