@@ -6,7 +6,7 @@
 // (the work counts from `--base-summary`/`--head-summary`) when a request
 // took too much more CPU.
 import { basename } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
 import {
   diffStacks,
@@ -42,7 +42,7 @@ import { readFolded } from './report.js';
 import { totalCount } from '../report/stack.js';
 import { countUnit } from '../report/weight.js';
 import type { ProfileMode } from '../native/profiler-object.js';
-import { PROFILE_MODES, timeWeight } from './profile-mode.js';
+import { foldedModeOption, timeWeight } from './profile-mode.js';
 
 export interface DiffOptions extends LogOptions, FlameGraphCliOptions {
   output: string;
@@ -127,14 +127,7 @@ export function diffCommand(): Command {
     .option('--summary <file.md>', 'the same as Markdown; also appended to $GITHUB_STEP_SUMMARY when that is set', path('summary'))
     .option('--top <n>', 'functions listed per direction in the summaries', integerIn('top', 1, 1000), 15)
     .option('--saturate <pp>', 'a change of this many percentage points gets the full colour', saturatePp, 5)
-    .addOption(
-      new Option(
-        '--mode <mode>',
-        'what the counts are (the files do not say): cpu: samples; off-cpu or wall: µs, as `profile --mode off-cpu|wall` writes them; the outputs name the unit',
-      )
-        .choices(PROFILE_MODES as string[])
-        .default('cpu'),
-    )
+    .addOption(foldedModeOption('the files do not say', '; the outputs name the unit'))
     .option(
       '--fail-on-function <pp>',
       'gate: exit 9 when any function\'s self or total share grew by more than this many percentage points',

@@ -26,6 +26,16 @@ export function addModeOptions(cmd: Command): Command {
   return cmd.option('--include-idle', "off-cpu/wall: keep the event loop's idle wait ([idle]) in the graph and the shares");
 }
 
+/**
+ * `--mode` of the commands that read folded files (`report`, `diff`): a
+ * folded file does not record whether its counts are samples or µs.
+ */
+export function foldedModeOption(files: 'the file does not say' | 'the files do not say', effect = ''): Option {
+  return new Option('--mode <mode>', `what the counts are (${files}): cpu: samples; off-cpu or wall: µs, as \`profile --mode off-cpu|wall\` writes them${effect}`)
+    .choices(PROFILE_MODES as string[])
+    .default('cpu');
+}
+
 /** The kind of time an off-CPU or wall profile counts; undefined for CPU samples. */
 export function timeWeight(mode: ProfileMode): TimeWeight | undefined {
   return mode === 'off-cpu' ? 'off_cpu' : mode === 'wall' ? 'wall' : undefined;

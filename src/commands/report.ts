@@ -3,7 +3,7 @@
 // A folded file does not record its unit: --mode says whether its counts
 // are CPU samples or the µs that `profile --mode off-cpu|wall` writes.
 import { basename } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { CliError, ExitCode } from '../errors.js';
 import { parseFolded } from '../report/fold.js';
 import { endsOffCpu, foldedTimeTotals, OFF_CPU_LEAF } from '../report/folded-time.js';
@@ -27,7 +27,7 @@ import {
 } from './options.js';
 import { STDIO, checkOutputs, readInput, writeOutput, type OutputSpec } from './outputs.js';
 import { addExportOptions, exportSpecs, writeExports, type ExportOptions } from './exports.js';
-import { PROFILE_MODES, timeWeight } from './profile-mode.js';
+import { foldedModeOption, timeWeight } from './profile-mode.js';
 
 export interface ReportOptions extends LogOptions, FlameGraphCliOptions, ExportOptions, GroupByOptions {
   output?: string;
@@ -49,14 +49,7 @@ export function reportCommand(): Command {
     )
     .argument('<in.folded>', 'folded stacks file, or - for stdin')
     .option('-o, --output <file.svg>', `flame graph to write, - for stdout (default: ${DEFAULT_OUTPUT} unless only other outputs are asked for)`, path('output'))
-    .addOption(
-      new Option(
-        '--mode <mode>',
-        'what the counts are (the file does not say): cpu: samples; off-cpu or wall: µs, as `profile --mode off-cpu|wall` writes them',
-      )
-        .choices(PROFILE_MODES as string[])
-        .default('cpu'),
-    )
+    .addOption(foldedModeOption('the file does not say'))
     .option(
       '-F, --frequency <hz>',
       `the rate the stacks were sampled at: turns samples into CPU time in pprof and speedscope (default: ${DEFAULT_FREQUENCY}); ` +

@@ -6,14 +6,15 @@
 // running is [idle]: time the worker was free, not a stall, so it is left
 // out of the graph and the shares unless asked for, and totalled apart.
 import { SampleFlags } from '../native/abi.js';
+import { IDLE_ROOT, OFF_CPU_LEAF } from '../report/folded-time.js';
 import type { ProfileMode } from '../native/profiler-object.js';
 
 export type { ProfileMode } from '../native/profiler-object.js';
 
-/** Root frame of the event loop's idle wait (with --include-idle). */
-export const IDLE_FRAME = '[idle]';
+/** Root frame of the event loop's idle wait (with --include-idle); report/ reads it back. */
+export const IDLE_FRAME = IDLE_ROOT;
 /** Leaf pseudo-frame of a blocked stack in wall mode: on- and off-CPU parts of a path side by side. */
-export const OFF_CPU_FRAME = '[off-CPU]';
+export const OFF_CPU_FRAME = OFF_CPU_LEAF;
 
 /**
  * Frames that mean "the worker waits for its next event": nginx's epoll

@@ -10,9 +10,8 @@ import type { Stack } from './stack.js';
 import type { TimeTotals } from './summary.js';
 import type { TimeWeight } from './weight.js';
 
-// The same names as src/profile/weights.ts writes (IDLE_FRAME,
-// OFF_CPU_FRAME); spelled here because report/ sits below profile/, and a
-// unit test keeps the two equal.
+// Defined here, below profile/, whose src/profile/weights.ts writes them
+// into the stacks under the names IDLE_FRAME and OFF_CPU_FRAME.
 /** Root frame of the event loop's idle wait. */
 export const IDLE_ROOT = '[idle]';
 /** Leaf frame of a blocked stack in a wall profile. */
